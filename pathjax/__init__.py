@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 
 def load_model(source, dtype="float32", **kwargs):
-  """Loads `(model, tokenizer)`; see `pathjax.models.load_model`."""
-  from pathjax import models  # Imported lazily: `import pathjax` stays cheap.
+    """Loads `(model, tokenizer)`; see `pathjax.models.load_model`."""
+    from pathjax import models  # Imported lazily: `import pathjax` stays cheap.
 
-  return models.load_model(source, dtype=dtype, **kwargs)
+    return models.load_model(source, dtype=dtype, **kwargs)
