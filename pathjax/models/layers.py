@@ -1,0 +1,375 @@
+"""Blocks shared by the architecture families: linear, norms, rotary embedding, attention, MLPs.
+
+Every parameter carries logical axis names (its `out_sharding` metadata): `vocab`, `embed`,
+`mlp`, `heads` (query heads x head_dim, flattened), `kv` (key/value heads x head_dim), `qkv`
+(GPT-2's fused projection), `positions`. `pathjax.sharding` maps them to mesh axes; model code
+never names a mesh axis.
+
+Array names end in their shape: b batch, t query length, s key length, d embed, h heads,
+k key/value heads, g query heads per key/value head, f head dim, v vocab.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+Dtype = Any
+Initializer = nnx.initializers.Initializer
+
+# Large finite negative instead of -inf: a fully masked row (a padding query) then gets a
+# uniform softmax rather than NaNs that would leak into gradients.
+_MASK_VALUE = -0.7 * float(jnp.finfo(jnp.float32).max)
+
+
+def _param(init: Initializer, rngs: nnx.Rngs, shape, dtype, names: Sequence[str]) -> nnx.Param:
+    # Logical names only: shardings are applied at creation by `pathjax.sharding`, not eagerly.
+    return nnx.Param(
+        init(rngs.params(), shape, dtype), out_sharding=tuple(names), eager_sharding=False
+    )
+
+
+class Linear(nnx.Module):
+    """`y = x @ kernel (+ bias)` with kernel `[in, out]`; `lora` is filled by `pathjax.lora`.
+
+    Keeping the adapter as an optional child leaves the base parameter paths
+    (`...q_proj.kernel`) identical with and without LoRA.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        axes: tuple[str, str],
+        use_bias: bool = False,
+        dtype: Dtype = jnp.float32,
+        param_dtype: Dtype = jnp.float32,
+        rngs: nnx.Rngs,
+        kernel_init: Initializer = nnx.initializers.normal(0.02),
+    ):
+        self.in_features = in_features
+        self.out_features = out_features
+        self.dtype = dtype
+        self.kernel = _param(kernel_init, rngs, (in_features, out_features), param_dtype, axes)
+        self.bias = (
+            _param(nnx.initializers.zeros, rngs, (out_features,), param_dtype, axes[1:])
+            if use_bias
+            else None
+        )
+        self.lora = None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = jnp.dot(x.astype(self.dtype), self.kernel[...].astype(self.dtype))
+        if self.bias is not None:
+            y = y + self.bias[...].astype(self.dtype)
+        if self.lora is not None:
+            y = y + self.lora(x).astype(self.dtype)
+        return y
+
+
+class Embed(nnx.Module):
+    """Token (or position) embedding table `[num, features]`; `attend` gives tied logits."""
+
+    def __init__(
+        self,
+        num: int,
+        features: int,
+        *,
+        axes: tuple[str, str] = ("vocab", "embed"),
+        dtype: Dtype = jnp.float32,
+        param_dtype: Dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        self.dtype = dtype
+        self.embedding = _param(nnx.initializers.normal(0.02), rngs, (num, features), param_dtype, axes)
+
+    def __call__(self, ids: jax.Array) -> jax.Array:
+        return jnp.take(self.embedding[...], ids, axis=0).astype(self.dtype)
+
+    def attend(self, x_btd: jax.Array) -> jax.Array:
+        return jnp.dot(x_btd.astype(self.dtype), self.embedding[...].astype(self.dtype).T)
+
+
+class RMSNorm(nnx.Module):
+    """RMSNorm computed in float32 as transformers does; `offset=1` gives Gemma's `(1 + w)`."""
+
+    def __init__(
+        self,
+        features: int,
+        *,
+        eps: float,
+        offset: float = 0.0,
+        dtype: Dtype = jnp.float32,
+        param_dtype: Dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        self.eps = eps
+        self.offset = offset
+        self.dtype = dtype
+        init = nnx.initializers.zeros if offset else nnx.initializers.ones
+        self.scale = _param(init, rngs, (features,), param_dtype, ("embed",))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x32 = x.astype(jnp.float32)
+        x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        return (x32 * (self.offset + self.scale[...].astype(jnp.float32))).astype(self.dtype)
+
+
+class LayerNorm(nnx.Module):
+    """LayerNorm with scale and bias, statistics in float32."""
+
+    def __init__(
+        self,
+        features: int,
+        *,
+        eps: float,
+        dtype: Dtype = jnp.float32,
+        param_dtype: Dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        self.eps = eps
+        self.dtype = dtype
+        self.scale = _param(nnx.initializers.ones, rngs, (features,), param_dtype, ("embed",))
+        self.bias = _param(nnx.initializers.zeros, rngs, (features,), param_dtype, ("embed",))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x32 = x.astype(jnp.float32)
+        mean = jnp.mean(x32, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.eps)
+        y = y * self.scale[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)
+        return y.astype(self.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rotary position embedding.
+
+
+@dataclasses.dataclass(frozen=True)
+class RopeConfig:
+    """Rotary embedding of the HF ("rotate half") layout, with the scalings transformers has."""
+
+    theta: float = 10000.0
+    rope_type: str = "default"  # "default", "linear" or "llama3".
+    factor: float = 1.0
+    # llama3 only: the band of wavelengths that is interpolated between scaled and unscaled.
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_max_position_embeddings: int = 8192
+
+    SUPPORTED = ("default", "linear", "llama3")
+
+    def __post_init__(self):
+        if self.rope_type not in self.SUPPORTED:
+            raise ValueError(
+                f"Unsupported rope type {self.rope_type!r}; supported: {', '.join(self.SUPPORTED)}."
+            )
+
+    def inverse_frequencies(self, head_dim: int) -> jax.Array:
+        exponents = jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim
+        inv_freq = 1.0 / (self.theta**exponents)
+        if self.rope_type == "linear":
+            return inv_freq / self.factor
+        if self.rope_type == "llama3":
+            low_freq_wavelen = self.original_max_position_embeddings / self.low_freq_factor
+            high_freq_wavelen = self.original_max_position_embeddings / self.high_freq_factor
+            wavelen = 2 * math.pi / inv_freq
+            scaled = jnp.where(wavelen > low_freq_wavelen, inv_freq / self.factor, inv_freq)
+            smooth = (self.original_max_position_embeddings / wavelen - self.low_freq_factor) / (
+                self.high_freq_factor - self.low_freq_factor
+            )
+            smoothed = (1 - smooth) * scaled / self.factor + smooth * scaled
+            is_medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen)
+            return jnp.where(is_medium, smoothed, scaled)
+        return inv_freq
+
+    @classmethod
+    def from_hf(cls, hf: dict[str, Any]) -> RopeConfig:
+        """Reads transformers' `rope_parameters` (v5) or `rope_theta` + `rope_scaling` (v4)."""
+        params = dict(hf.get("rope_parameters") or {})
+        scaling = hf.get("rope_scaling") or {}
+        params = {**scaling, **params}
+        theta = params.get("rope_theta", hf.get("rope_theta", 10000.0))
+        rope_type = params.get("rope_type", params.get("type", "default"))
+        kwargs = {
+            k: params[k]
+            for k in (
+                "factor",
+                "low_freq_factor",
+                "high_freq_factor",
+                "original_max_position_embeddings",
+            )
+            if k in params and params[k] is not None
+        }
+        return cls(theta=float(theta), rope_type=rope_type, **kwargs)
+
+    def to_hf(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"rope_type": self.rope_type, "rope_theta": self.theta}
+        if self.rope_type in ("linear", "llama3"):
+            params["factor"] = self.factor
+        if self.rope_type == "llama3":
+            params["low_freq_factor"] = self.low_freq_factor
+            params["high_freq_factor"] = self.high_freq_factor
+            params["original_max_position_embeddings"] = self.original_max_position_embeddings
+        return params
+
+
+def apply_rope(x_bthf: jax.Array, positions_bt: jax.Array, inv_freq_f2: jax.Array) -> jax.Array:
+    """Rotates the two halves of the head dimension (transformers' `rotate_half` layout)."""
+    angles_btf2 = positions_bt[..., None].astype(jnp.float32) * inv_freq_f2
+    cos = jnp.cos(angles_btf2)[:, :, None, :]
+    sin = jnp.sin(angles_btf2)[:, :, None, :]
+    x32 = x_bthf.astype(jnp.float32)
+    x1, x2 = jnp.split(x32, 2, axis=-1)
+    rotated = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return rotated.astype(x_bthf.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention and its KV cache.
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class LayerCache:
+    """One layer's keys and values for every cache slot: `[batch, slots, kv_heads, head_dim]`."""
+
+    k_bskf: jax.Array
+    v_bskf: jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class Cache:
+    """The KV cache of a whole model, a pytree that jitted decoding loops carry.
+
+    `index` is the slot the next token is written to; `valid_bs` marks slots that hold a real
+    token (left padding stays invalid), so prompts of different lengths share one cache.
+    """
+
+    layers: list[LayerCache]
+    valid_bs: jax.Array
+    index: jax.Array
+
+    @classmethod
+    def empty(
+        cls, *, batch: int, slots: int, num_layers: int, kv_heads: int, head_dim: int, dtype
+    ) -> Cache:
+        zeros = jnp.zeros((batch, slots, kv_heads, head_dim), dtype)
+        return cls(
+            layers=[LayerCache(zeros, zeros) for _ in range(num_layers)],
+            valid_bs=jnp.zeros((batch, slots), bool),
+            index=jnp.zeros((), jnp.int32),
+        )
+
+
+def attention_mask(
+    *,
+    query_slots_t: jax.Array,
+    key_slots_s: jax.Array,
+    key_valid_bs: jax.Array,
+    sliding_window: int | None,
+) -> jax.Array:
+    """Boolean `[b, 1, t, s]`: causal, padding, and (optionally) a sliding window.
+
+    Slots, not positions, are compared: with left padding the two differ by a per-row offset,
+    which cancels in both the causal test and the window distance.
+    """
+    distance_ts = query_slots_t[:, None] - key_slots_s[None, :]
+    allowed_ts = distance_ts >= 0
+    if sliding_window is not None:
+        allowed_ts &= distance_ts < sliding_window
+    return (allowed_ts[None, :, :] & key_valid_bs[:, None, :])[:, None, :, :]
+
+
+def dot_product_attention(
+    q_bthf: jax.Array,
+    k_bskf: jax.Array,
+    v_bskf: jax.Array,
+    mask_b1ts: jax.Array,
+    *,
+    scale: float,
+    softcap: float | None = None,
+) -> jax.Array:
+    """Grouped-query attention (MHA when g == 1, MQA when k == 1); softmax in float32."""
+    b, t, h, f = q_bthf.shape
+    kv_heads = k_bskf.shape[2]
+    q_btkgf = q_bthf.reshape(b, t, kv_heads, h // kv_heads, f)
+    logits_bkgts = jnp.einsum("btkgf,bskf->bkgts", q_btkgf, k_bskf).astype(jnp.float32) * scale
+    if softcap is not None:
+        logits_bkgts = jnp.tanh(logits_bkgts / softcap) * softcap
+    logits_bkgts = jnp.where(mask_b1ts[:, :, None], logits_bkgts, _MASK_VALUE)
+    weights_bkgts = jax.nn.softmax(logits_bkgts, axis=-1).astype(v_bskf.dtype)
+    out_btkgf = jnp.einsum("bkgts,bskf->btkgf", weights_bkgts, v_bskf)
+    return out_btkgf.reshape(b, t, h, f)
+
+
+def update_cache(
+    cache: LayerCache, k_btkf: jax.Array, v_btkf: jax.Array, index: jax.Array
+) -> LayerCache:
+    k = jax.lax.dynamic_update_slice_in_dim(cache.k_bskf, k_btkf.astype(cache.k_bskf.dtype), index, 1)
+    v = jax.lax.dynamic_update_slice_in_dim(cache.v_bskf, v_btkf.astype(cache.v_bskf.dtype), index, 1)
+    return LayerCache(k, v)
+
+
+@dataclasses.dataclass
+class AttentionInputs:
+    """What every attention layer of one forward pass shares: positions, slots and masks."""
+
+    positions_bt: jax.Array
+    query_slots_t: jax.Array
+    key_slots_s: jax.Array
+    key_valid_bs: jax.Array
+    cache_index: jax.Array | None  # None: no cache, keys are this pass's tokens only.
+
+    def mask(self, sliding_window: int | None) -> jax.Array:
+        return attention_mask(
+            query_slots_t=self.query_slots_t,
+            key_slots_s=self.key_slots_s,
+            key_valid_bs=self.key_valid_bs,
+            sliding_window=sliding_window,
+        )
+
+
+def attention_inputs(
+    attention_mask_bt: jax.Array | None,
+    positions_bt: jax.Array | None,
+    length: int,
+    batch: int,
+    cache: Cache | None,
+) -> tuple[AttentionInputs, jax.Array | None]:
+    """Positions and masks for a pass over `length` new tokens; returns the new cache validity.
+
+    Positions default to the count of real tokens before each one, so left- and right-padded
+    rows get the positions their unpadded versions would.
+    """
+    if attention_mask_bt is None:
+        attention_mask_bt = jnp.ones((batch, length), bool)
+    attention_mask_bt = attention_mask_bt.astype(bool)
+    if cache is None:
+        if positions_bt is None:
+            positions_bt = jnp.maximum(jnp.cumsum(attention_mask_bt, axis=1) - 1, 0)
+        slots_t = jnp.arange(length)
+        inputs = AttentionInputs(positions_bt, slots_t, slots_t, attention_mask_bt, None)
+        return inputs, None
+    valid_bs = jax.lax.dynamic_update_slice_in_dim(
+        cache.valid_bs, attention_mask_bt, cache.index, 1
+    )
+    if positions_bt is None:
+        seen_b = jnp.sum(cache.valid_bs, axis=1)
+        positions_bt = seen_b[:, None] + jnp.maximum(jnp.cumsum(attention_mask_bt, axis=1) - 1, 0)
+    inputs = AttentionInputs(
+        positions_bt=positions_bt,
+        query_slots_t=cache.index + jnp.arange(length),
+        key_slots_s=jnp.arange(valid_bs.shape[1]),
+        key_valid_bs=valid_bs,
+        cache_index=cache.index,
+    )
+    return inputs, valid_bs

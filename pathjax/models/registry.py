@@ -1,0 +1,60 @@
+"""The architecture families: which module serves which transformers `model_type`."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import jax.numpy as jnp
+from flax import nnx
+
+from pathjax.models import gpt2, llama
+
+FAMILIES: dict[str, ModuleType] = {
+    **{model_type: gpt2 for model_type in gpt2.MODEL_TYPES},
+    **{model_type: llama for model_type in llama.MODEL_TYPES},
+}
+
+
+def supported_model_types() -> list[str]:
+    return sorted(FAMILIES)
+
+
+def family_for(model_type: str | None, *, origin: str = "config") -> ModuleType:
+    if model_type not in FAMILIES:
+        raise ValueError(
+            f"{origin}: model_type {model_type!r} is not supported. Supported model types: "
+            f"{', '.join(supported_model_types())}."
+        )
+    return FAMILIES[model_type]
+
+
+def config_from_hf(hf_config: dict[str, Any], *, origin: str = "config") -> tuple[ModuleType, Any]:
+    family = family_for(hf_config.get("model_type"), origin=origin)
+    try:
+        return family, family.Config.from_hf(hf_config)
+    except KeyError as e:
+        raise ValueError(f"{origin}: config.json lacks the field {e.args[0]!r}.") from e
+
+
+def family_of(config: Any) -> ModuleType:
+    return family_for(config.model_type)
+
+
+def abstract_model(family: ModuleType, config: Any, *, dtype=jnp.float32) -> nnx.Module:
+    """The model's structure with `ShapeDtypeStruct` leaves: no memory, no initialization."""
+    return nnx.eval_shape(
+        lambda: family.Model(config, rngs=nnx.Rngs(0), dtype=dtype, param_dtype=dtype)
+    )
+
+
+def init_model(config: Any, *, seed: int = 0, dtype=jnp.float32) -> nnx.Module:
+    """A randomly initialized model (tests, benchmarks, training from scratch)."""
+    family = family_of(config)
+    return family.Model(config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype)
+
+
+def count_params(model: nnx.Module) -> int:
+    import jax
+
+    return sum(int(x.size) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
