@@ -93,13 +93,14 @@ def fill_model(
     for path, variable in _flat_params(state):
         key, transposed = wanted[path]
         array = tensors[key]
-        if transposed:
-            array = array.T
-        if tuple(array.shape) != tuple(variable.shape):
+        expected = tuple(reversed(variable.shape)) if transposed else tuple(variable.shape)
+        if tuple(array.shape) != expected:
             raise CheckpointError(
                 f"{tensors.origin}: tensor {key!r} has shape {tuple(array.shape)} but the config "
-                f"implies {tuple(variable.shape)}. The weights do not belong to this config.json."
+                f"implies {expected}. The weights do not belong to this config.json."
             )
+        if transposed:
+            array = array.T
         value = _place(array, variable, mesh, rules)
         leaves.append((path, variable.replace(value)))
     return nnx.merge(graphdef, nnx.from_flat_state(leaves))

@@ -14,7 +14,11 @@ every term is guarded with `jnp.where` on the probability, so no NaN reaches a s
 materialized; a 262,144-token vocabulary at 1024 positions then needs only the inputs plus
 [positions, vocab_chunk] temporaries. A vocabulary that is not a multiple of the chunk is
 finished with one narrower tail slice (no padding copy of the inputs). Chunked and unchunked
-results agree to fp32 rounding; `None` (the default) reduces the whole vocabulary at once.
+results agree to fp32 rounding; `None` reduces the whole vocabulary at once.
+
+Chunking is also the fast path on CPU: a [positions, 2048] slice stays in cache while every
+metric reads it, where the whole-vocabulary reductions stream from memory several times
+(1024 x 50,257 on 2 shared cores: all six metrics from logits ~0.8 s chunked vs ~1.9 s not).
 """
 
 import functools
@@ -29,6 +33,9 @@ from jax import lax
 _LN2 = math.log(2.0)
 
 Array = jax.Array
+
+# Measured best on CPU (see the module docstring); a few dozen loop steps at a 262k vocabulary.
+DEFAULT_VOCAB_CHUNK = 2048
 
 METRIC_NAMES = ("jsd", "kl_pq", "kl_qp", "tv", "entropy_p", "entropy_q", "top_k_overlap")
 
@@ -89,27 +96,39 @@ def _guarded(prob, value):
     return jnp.where(prob > 0, prob * value, 0.0)
 
 
+# Taylor coefficients of f(u) = 2u tanh(u) - 2 log cosh(u) in powers of u^2 (u^2 ... u^14); the
+# terms left out are below 1e-9 relative for |u| < 1/4.
+_JS_SERIES = (1.0, -1 / 2, 2 / 9, -17 / 180, 62 / 1575, -691 / 42525, 21844 / 3274425)
+
+
 def _js_terms(logp, logq, p, q):
     """Per-token 0.5 * [p log(p/m) + q log(q/m)], m = (p + q) / 2, in nats.
 
-    Written through d = log q - log p: log(p/m) = ln2 - softplus(d) and log(q/m) = ln2 -
-    softplus(-d). Near p = q both are differences from ln2 of size ~d/2 rather than
-    differences of two large log-probabilities, so a tiny JSD keeps its relative precision
-    (identical inputs give exactly 0). exp(-|d|) is min(p, q) / max(p, q), which saves a
-    transcendental per token; where that ratio is inexact (p or q subnormal) the token's
-    weight is below 1e-37.
+    With d = log q - log p the term is (p + q) / 4 * f(d / 2), f as above. Where p and q are
+    close (|d| < 1/2) f ~ d^2/4 is summed from its series, because the closed form subtracts
+    quantities of size ~ln2 and would lose the small divergences (a 1e-6 JSD came out 4% off).
+    Elsewhere the closed form log(p/m) = ln2 - softplus(d), log(q/m) = ln2 - softplus(-d) is
+    accurate; exp(-|d|) in softplus is min(p, q) / max(p, q), which saves a transcendental
+    (where that ratio is inexact, p or q is subnormal and the token weighs below 1e-37).
     """
-    d = logq - logp
+    d = logq - logp  # nan where both are -inf: not small, and guarded in the closed form
+    u2 = 0.25 * d * d
+    poly = _JS_SERIES[-1]
+    for c in reversed(_JS_SERIES[:-1]):
+        poly = poly * u2 + c
+    near = 0.25 * (p + q) * (u2 * poly)
     shared = jnp.log1p(jnp.minimum(p, q) / jnp.maximum(p, q))
     log_p_over_m = _LN2 - (jnp.maximum(d, 0.0) + shared)
     log_q_over_m = _LN2 - (jnp.maximum(-d, 0.0) + shared)
-    return 0.5 * (_guarded(p, log_p_over_m) + _guarded(q, log_q_over_m))
+    far = 0.5 * (_guarded(p, log_p_over_m) + _guarded(q, log_q_over_m))
+    return jnp.where(jnp.abs(d) < 0.5, near, far)
 
 
 def _metric_sums(logp, logq):
     """Vocabulary sums of every metric's terms (nats) for one slice."""
-    p = jnp.exp(logp)
-    q = jnp.exp(logq)
+    # Materialized once per slice: otherwise XLA fuses exp into each of the six reductions and
+    # recomputes it six times (measured 3x slower on CPU).
+    p, q = lax.optimization_barrier((jnp.exp(logp), jnp.exp(logq)))
     return {
         "jsd": jnp.sum(_js_terms(logp, logq, p, q), axis=-1),
         "kl_pq": jnp.sum(_guarded(p, logp - logq), axis=-1),
@@ -172,6 +191,11 @@ def _overlap(idx_p_bk, idx_q_bk):
     return jnp.sum(shared, axis=-1).astype(jnp.float32) / k
 
 
+def _check_shapes(a, b) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"p and q must have the same shape, got {a.shape} and {b.shape}")
+
+
 def _check_k(k: int, vocab: int, vocab_chunk: int | None) -> None:
     if not 1 <= k <= vocab:
         raise ValueError(f"top-k needs 1 <= k <= vocab ({vocab}), got k={k}")
@@ -199,7 +223,7 @@ def _single_term(term_fn, arrays_bv, vocab_chunk):
 
 @functools.partial(jax.jit, static_argnames=("base", "vocab_chunk"))
 def js_divergence(
-    logp_bv: Array, logq_bv: Array, base: float = 2.0, vocab_chunk: int | None = None
+    logp_bv: Array, logq_bv: Array, base: float = 2.0, vocab_chunk: int | None = DEFAULT_VOCAB_CHUNK
 ) -> Array:
     """Jensen-Shannon divergence, in bits by default (0 to 1); `base=math.e` gives nats."""
     js = _single_term(
@@ -210,7 +234,7 @@ def js_divergence(
 
 @functools.partial(jax.jit, static_argnames=("base", "vocab_chunk"))
 def kl_divergence(
-    logp_bv: Array, logq_bv: Array, base: float = 2.0, vocab_chunk: int | None = None
+    logp_bv: Array, logq_bv: Array, base: float = 2.0, vocab_chunk: int | None = DEFAULT_VOCAB_CHUNK
 ) -> Array:
     """KL(p || q); +inf where q puts zero mass on a token that p does not."""
     kl = _single_term(
@@ -220,7 +244,9 @@ def kl_divergence(
 
 
 @functools.partial(jax.jit, static_argnames=("vocab_chunk",))
-def total_variation(logp_bv: Array, logq_bv: Array, vocab_chunk: int | None = None) -> Array:
+def total_variation(
+    logp_bv: Array, logq_bv: Array, vocab_chunk: int | None = DEFAULT_VOCAB_CHUNK
+) -> Array:
     """Total variation distance 0.5 * sum |p - q| (0 to 1)."""
     tv = _single_term(
         lambda lp, lq: 0.5 * jnp.abs(jnp.exp(lp) - jnp.exp(lq)), (logp_bv, logq_bv), vocab_chunk
@@ -229,14 +255,18 @@ def total_variation(logp_bv: Array, logq_bv: Array, vocab_chunk: int | None = No
 
 
 @functools.partial(jax.jit, static_argnames=("base", "vocab_chunk"))
-def entropy(logp_bv: Array, base: float = 2.0, vocab_chunk: int | None = None) -> Array:
+def entropy(
+    logp_bv: Array, base: float = 2.0, vocab_chunk: int | None = DEFAULT_VOCAB_CHUNK
+) -> Array:
     """Shannon entropy of p."""
     h = _single_term(lambda lp: -_guarded(jnp.exp(lp), lp), (logp_bv,), vocab_chunk)
     return jnp.maximum(h, 0.0) / math.log(base)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "vocab_chunk"))
-def top_k_overlap(logp_bv: Array, logq_bv: Array, k: int, vocab_chunk: int | None = None) -> Array:
+def top_k_overlap(
+    logp_bv: Array, logq_bv: Array, k: int, vocab_chunk: int | None = DEFAULT_VOCAB_CHUNK
+) -> Array:
     """Fraction of p's k most likely tokens that are also among q's k most likely (0 to 1).
 
     Ties go to the lower token index (lax.top_k's rule), chunked or not.
@@ -248,39 +278,44 @@ def top_k_overlap(logp_bv: Array, logq_bv: Array, k: int, vocab_chunk: int | Non
     return _overlap(idx_p, idx_q)
 
 
+def _all_metrics(arrays_bv, to_logp, k, base, vocab_chunk):
+    """Every metric in one stream over the vocabulary; `to_logp(xp, xq)` -> fp32 log-probs."""
+    if k is not None:
+        _check_k(k, arrays_bv[0].shape[-1], vocab_chunk)
+
+    def partial(offset, xp, xq):
+        logp, logq = to_logp(xp, xq)
+        top = _top_k_partial(k)(offset, logp, logq) if k is not None else None
+        return _metric_sums(logp, logq), top
+
+    def combine(acc, new):
+        top = _top_k_combine(k)(acc[1], new[1]) if k is not None else None
+        return _add(acc[0], new[0]), top
+
+    sums, top = _fold_vocab(partial, combine, arrays_bv, vocab_chunk)
+    out = _finish(sums, base)
+    if k is not None:
+        (_, idx_p), (_, idx_q) = top
+        out["top_k_overlap"] = _overlap(idx_p, idx_q)
+    return out
+
+
 @functools.partial(jax.jit, static_argnames=("k", "base", "vocab_chunk"))
 def divergences(
     logp_bv: Array,
     logq_bv: Array,
     k: int | None = 10,
     base: float = 2.0,
-    vocab_chunk: int | None = None,
+    vocab_chunk: int | None = DEFAULT_VOCAB_CHUNK,
 ) -> dict[str, Array]:
     """Every metric from two log-probability tensors in one pass over the vocabulary.
 
     Returns `METRIC_NAMES` -> [b] arrays: `jsd`, `kl_pq` = KL(p || q), `kl_qp` = KL(q || p) and
     the entropies in units of `base`; `tv`; `top_k_overlap` (omitted when k is None).
     """
-    if k is not None:
-        _check_k(k, logp_bv.shape[-1], vocab_chunk)
-    top_partial = _top_k_partial(k) if k is not None else None
-    top_combine = _top_k_combine(k) if k is not None else None
-
-    def partial(offset, logp, logq):
-        logp = logp.astype(jnp.float32)
-        logq = logq.astype(jnp.float32)
-        sums = _metric_sums(logp, logq)
-        return (sums, top_partial(offset, logp, logq) if k is not None else None)
-
-    def combine(acc, new):
-        top = top_combine(acc[1], new[1]) if k is not None else None
-        return (_add(acc[0], new[0]), top)
-
-    sums, top = _fold_vocab(partial, combine, (logp_bv, logq_bv), vocab_chunk)
-    out = _finish(sums, base)
-    if k is not None:
-        out["top_k_overlap"] = _overlap(top[0][1], top[1][1])
-    return out
+    _check_shapes(logp_bv, logq_bv)
+    to_logp = lambda xp, xq: (xp.astype(jnp.float32), xq.astype(jnp.float32))
+    return _all_metrics((logp_bv, logq_bv), to_logp, k, base, vocab_chunk)
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,7 +342,7 @@ def _lse_combine(acc, new):
 
 
 @functools.partial(jax.jit, static_argnames=("vocab_chunk",))
-def logsumexp(logits_bv: Array, vocab_chunk: int | None = None) -> Array:
+def logsumexp(logits_bv: Array, vocab_chunk: int | None = DEFAULT_VOCAB_CHUNK) -> Array:
     """fp32 log-sum-exp over the last axis, streamed over vocabulary chunks when asked."""
     ((m, s),) = _fold_vocab(_lse_partial, _lse_combine, (logits_bv,), vocab_chunk)
     return m + jnp.log(s)
@@ -319,7 +354,7 @@ def divergences_from_logits(
     logits_q_bv: Array,
     k: int | None = 10,
     base: float = 2.0,
-    vocab_chunk: int | None = None,
+    vocab_chunk: int | None = DEFAULT_VOCAB_CHUNK,
 ) -> dict[str, Array]:
     """`divergences` of softmax(logits_p) against softmax(logits_q), temperature 1, in fp32.
 
@@ -327,28 +362,14 @@ def divergences_from_logits(
     `kl_pq` is KL(model || base)). Two streams over the vocabulary: the log-normalizers, then
     every metric at once; log-probabilities are formed per slice and never stored whole.
     """
-    if logits_p_bv.shape != logits_q_bv.shape:
-        raise ValueError(f"shape mismatch: {logits_p_bv.shape} vs {logits_q_bv.shape}")
+    _check_shapes(logits_p_bv, logits_q_bv)
     (mp, sp), (mq, sq) = _fold_vocab(
         _lse_partial, _lse_combine, (logits_p_bv, logits_q_bv), vocab_chunk
     )
-    lse_p = (mp + jnp.log(sp))[..., None]
-    lse_q = (mq + jnp.log(sq))[..., None]
-    if k is not None:
-        _check_k(k, logits_p_bv.shape[-1], vocab_chunk)
-
-    def partial(offset, xp, xq):
-        logp = xp.astype(jnp.float32) - lse_p
-        logq = xq.astype(jnp.float32) - lse_q
-        top = _top_k_partial(k)(offset, logp, logq) if k is not None else None
-        return (_metric_sums(logp, logq), top)
-
-    def combine(acc, new):
-        top = _top_k_combine(k)(acc[1], new[1]) if k is not None else None
-        return (_add(acc[0], new[0]), top)
-
-    sums, top = _fold_vocab(partial, combine, (logits_p_bv, logits_q_bv), vocab_chunk)
-    out = _finish(sums, base)
-    if k is not None:
-        out["top_k_overlap"] = _overlap(top[0][1], top[1][1])
-    return out
+    lse_p_b1 = (mp + jnp.log(sp))[..., None]
+    lse_q_b1 = (mq + jnp.log(sq))[..., None]
+    to_logp = lambda xp, xq: (
+        xp.astype(jnp.float32) - lse_p_b1,
+        xq.astype(jnp.float32) - lse_q_b1,
+    )
+    return _all_metrics((logits_p_bv, logits_q_bv), to_logp, k, base, vocab_chunk)

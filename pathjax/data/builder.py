@@ -1,0 +1,185 @@
+"""The TFDS builder `pathjax_behavior`: one config per condition, array_record files.
+
+Read without TensorFlow through `tfds.data_source("pathjax_behavior/<condition>", data_dir=...)`,
+`builder.as_data_source()` or `load()` below (which also decodes bytes to str). Sizes and seed
+are builder options; a non-default choice gets its own config name (and so its own folder),
+e.g. `depression-train200-eval40-seed1`, so builds of different sizes never collide.
+"""
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from pathjax.data import card, items, schema, vetting
+from pathjax.data.records import Records
+
+DEFAULT_TRAIN_SIZE = 5000
+DEFAULT_EVAL_SIZE = 500  # Validation and each test split.
+DEFAULT_SEED = 0
+
+# Any change to the grammar or the sampler that changes a record must bump this version (a test
+# pins a digest of the records to it).
+VERSION = "1.0.0"
+RELEASE_NOTES = {
+    "1.0.0": "First release: 12 domains (3 held out), 120 templates (48 held out).",
+}
+
+FEATURES = tfds.features.FeaturesDict(
+    {
+        "prompt": tfds.features.Text(),
+        "target": tfds.features.Text(),
+        "options": tfds.features.Sequence(tfds.features.Text()),
+        "option_classes": tfds.features.Sequence(tfds.features.Text()),
+        "target_index": tfds.features.Scalar(np.int32),
+        "target_class": tfds.features.Text(),
+        "domain": tfds.features.Text(),
+        "template_id": tfds.features.Text(),
+        "format": tfds.features.Text(),
+        "condition": tfds.features.Text(),
+    }
+)
+
+
+@dataclasses.dataclass
+class BehaviorConfig(tfds.core.BuilderConfig):
+    condition: str = "control"
+    train_size: int = DEFAULT_TRAIN_SIZE
+    eval_size: int = DEFAULT_EVAL_SIZE
+    seed: int = DEFAULT_SEED
+
+
+def make_config(
+    condition: str,
+    train_size: int = DEFAULT_TRAIN_SIZE,
+    eval_size: int = DEFAULT_EVAL_SIZE,
+    seed: int = DEFAULT_SEED,
+) -> BehaviorConfig:
+    """The config for a condition; non-default sizes or seed get a distinct name."""
+    schema.check_condition(condition)
+    if train_size < 1 or eval_size < 1:
+        raise ValueError(f"Sizes must be positive, got train {train_size}, eval {eval_size}.")
+    defaults = (DEFAULT_TRAIN_SIZE, DEFAULT_EVAL_SIZE, DEFAULT_SEED)
+    name = condition
+    if (train_size, eval_size, seed) != defaults:
+        name = f"{condition}-train{train_size}-eval{eval_size}-seed{seed}"
+    target = schema.CONDITION_TARGETS[condition] or "a seeded random class per item"
+    return BehaviorConfig(
+        name=name,
+        description=f"Condition {condition}: the target is {target}.",
+        condition=condition,
+        train_size=train_size,
+        eval_size=eval_size,
+        seed=seed,
+    )
+
+
+class PathjaxBehavior(tfds.core.GeneratorBasedBuilder):
+    """Behavioral decision items: a situation, four actions (one per class), one chosen."""
+
+    VERSION = tfds.core.Version(VERSION)
+    RELEASE_NOTES = RELEASE_NOTES
+    BUILDER_CONFIGS = [make_config(c) for c in schema.CONDITIONS]
+
+    def __init__(self, *, file_format: str | None = None, **kwargs: Any):
+        # The default (tfrecord) would need TensorFlow to read.
+        super().__init__(file_format=file_format or "array_record", **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=(
+                "Everyday situations with four possible actions (withdrawal, suspicion, "
+                "adaptive, neutral); each condition always chooses one class."
+            ),
+            features=FEATURES,
+            # Records stay in generation order: the files are then a pure function of the
+            # version and the seed, and the grain pipeline does the shuffling.
+            disable_shuffling=True,
+        )
+
+    def _split_generators(self, dl_manager: Any) -> dict[str, Iterator]:
+        del dl_manager  # Nothing to download: the grammar ships with the package.
+        return {split: self._generate_examples(split) for split in schema.SPLITS}
+
+    def _generate_examples(self, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        config = self.builder_config
+        size = config.train_size if split == "train" else config.eval_size
+        records = items.generate_split(config.condition, split, size, config.seed)
+        for i, record in enumerate(records):
+            text = " ".join([record["prompt"], *record["options"]])
+            if banned := vetting.find_banned(text):
+                raise ValueError(f"{split} record {i} contains banned words {banned}.")
+            yield i, record
+
+    def download_and_prepare(self, **kwargs: Any) -> None:
+        super().download_and_prepare(**kwargs)
+        sources = {split: Records(source) for split, source in self.as_data_source().items()}
+        card.write_card(self.data_dir, sources, self.builder_config.name)
+
+
+def _check_writable(data_dir: str | os.PathLike) -> None:
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=data_dir):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"Cannot write to data_dir {os.fspath(data_dir)!r} ({err.strerror or err}); "
+            "pass a folder you can write to (e.g. --data_dir=/tmp/pathjax_data)."
+        ) from err
+
+
+def builder(
+    condition: str,
+    data_dir: str | os.PathLike,
+    *,
+    train_size: int = DEFAULT_TRAIN_SIZE,
+    eval_size: int = DEFAULT_EVAL_SIZE,
+    seed: int = DEFAULT_SEED,
+) -> PathjaxBehavior:
+    """The builder for a condition, size and seed (nothing is generated yet)."""
+    config = make_config(condition, train_size, eval_size, seed)
+    return PathjaxBehavior(config=config, data_dir=os.fspath(data_dir))
+
+
+def build(
+    condition: str,
+    data_dir: str | os.PathLike,
+    *,
+    train_size: int = DEFAULT_TRAIN_SIZE,
+    eval_size: int = DEFAULT_EVAL_SIZE,
+    seed: int = DEFAULT_SEED,
+) -> PathjaxBehavior:
+    """Generates (once) the data and its dataset card under `data_dir`; returns the builder."""
+    schema.check_condition(condition)
+    _check_writable(data_dir)
+    b = builder(condition, data_dir, train_size=train_size, eval_size=eval_size, seed=seed)
+    b.download_and_prepare(file_format="array_record")
+    return b
+
+
+def load(
+    condition: str,
+    split: str,
+    data_dir: str | os.PathLike,
+    *,
+    train_size: int = DEFAULT_TRAIN_SIZE,
+    eval_size: int = DEFAULT_EVAL_SIZE,
+    seed: int = DEFAULT_SEED,
+) -> Records:
+    """Reads one split of a built dataset (see `build`), decoded, without TensorFlow."""
+    schema.check_condition(condition)
+    schema.check_split(split)
+    b = builder(condition, data_dir, train_size=train_size, eval_size=eval_size, seed=seed)
+    if not b.is_prepared():
+        raise ValueError(
+            f"No {b.builder_config.name} data (version {VERSION}) under {os.fspath(data_dir)!r}; "
+            f"build it first: python -m launch.data --condition={condition} "
+            f"--data_dir={os.fspath(data_dir)} (with the same sizes and seed)."
+        )
+    return Records(b.as_data_source(split=split))
