@@ -122,9 +122,7 @@ def generate(
     eos = np.asarray([-1] if eos_ids is None else np.atleast_1d(eos_ids), np.int32)
     ids, mask = left_pad(prompts, pad_id)
     graphdef, state = nnx.split(model)
-    out = np.asarray(
-        _generate(graphdef, state, ids, mask, rng, eos, pad_id, sampling=sampling)
-    )
+    out = np.asarray(_generate(graphdef, state, ids, mask, rng, eos, pad_id, sampling=sampling))
     results = []
     for row in out:
         hits = np.flatnonzero(np.isin(row, eos))

@@ -31,7 +31,9 @@ DEFAULT_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
 )
 
 
-def make_mesh(shape: Sequence[int] = (1, -1, 1), devices: Sequence[jax.Device] | None = None) -> Mesh:
+def make_mesh(
+    shape: Sequence[int] = (1, -1, 1), devices: Sequence[jax.Device] | None = None
+) -> Mesh:
     """A `(data, fsdp, tensor)` mesh; one size may be -1 (= the remaining devices)."""
     devices = list(devices if devices is not None else jax.devices())
     sizes = list(shape)
@@ -97,7 +99,11 @@ def state_shardings(
     """A pytree like `state` whose leaves are the NamedShardings its logical names ask for."""
 
     def one(variable):
-        names = variable.get_metadata().get("out_sharding") if isinstance(variable, nnx.Variable) else None
+        names = (
+            variable.get_metadata().get("out_sharding")
+            if isinstance(variable, nnx.Variable)
+            else None
+        )
         return sharding_for(variable.shape, names, mesh, rules)
 
     return jax.tree.map(one, state, is_leaf=lambda x: isinstance(x, nnx.Variable))

@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 from flax import nnx
 
 from pathjax import sharding as sharding_lib
@@ -90,7 +91,9 @@ def fill_model(
             "Check config.json against the weights."
         )
     leaves = []
-    for path, variable in _flat_params(state):
+    params = list(_flat_params(state))
+    # disable=None: a bar on terminals, silence in logs and CI.
+    for path, variable in tqdm.tqdm(params, desc="Loading weights", unit="tensor", disable=None):
         key, transposed = wanted[path]
         array = tensors[key]
         expected = tuple(reversed(variable.shape)) if transposed else tuple(variable.shape)
@@ -112,7 +115,9 @@ def _place(array, variable: nnx.Variable, mesh, rules) -> jax.Array:
         return jnp.asarray(array, dtype=dtype)
     names = variable.get_metadata().get("out_sharding")
     target = sharding_lib.sharding_for(variable.shape, names, mesh, rules)
-    host = np.asarray(array).astype(dtype) if not isinstance(array, jax.Array) else array.astype(dtype)
+    host = (
+        np.asarray(array).astype(dtype) if not isinstance(array, jax.Array) else array.astype(dtype)
+    )
     # Each device receives only its slice, also across hosts of a multi-controller run.
     return jax.make_array_from_callback(variable.shape, target, lambda index: host[index])
 

@@ -33,7 +33,9 @@ class Config:
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size={self.hidden_size} is not a multiple of num_heads={self.num_heads}.")
+            raise ValueError(
+                f"hidden_size={self.hidden_size} is not a multiple of num_heads={self.num_heads}."
+            )
 
     @property
     def head_dim(self) -> int:
@@ -52,7 +54,10 @@ class Config:
         unsupported = {
             "activation_function": ("gelu_new", hf.get("activation_function", "gelu_new")),
             "scale_attn_weights": (True, hf.get("scale_attn_weights", True)),
-            "scale_attn_by_inverse_layer_idx": (False, hf.get("scale_attn_by_inverse_layer_idx", False)),
+            "scale_attn_by_inverse_layer_idx": (
+                False,
+                hf.get("scale_attn_by_inverse_layer_idx", False),
+            ),
             "reorder_and_upcast_attn": (False, hf.get("reorder_and_upcast_attn", False)),
             "tie_word_embeddings": (True, hf.get("tie_word_embeddings", True)),
         }

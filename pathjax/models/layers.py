@@ -28,6 +28,15 @@ Initializer = nnx.initializers.Initializer
 _MASK_VALUE = -0.7 * float(jnp.finfo(jnp.float32).max)
 
 
+_DEFAULT_KERNEL_INIT = nnx.initializers.normal(0.02)
+
+
+def matmul(x: jax.Array, w: jax.Array, out_dtype) -> jax.Array:
+    """`x @ w` accumulated in float32: XLA's CPU bf16 kernel only runs with a float32 output,
+    and it is also the numerics of torch's bf16 matmul."""
+    return jnp.dot(x, w, preferred_element_type=jnp.float32).astype(out_dtype)
+
+
 def _param(init: Initializer, rngs: nnx.Rngs, shape, dtype, names: Sequence[str]) -> nnx.Param:
     # Logical names only: shardings are applied at creation by `pathjax.sharding`, not eagerly.
     return nnx.Param(
@@ -52,7 +61,7 @@ class Linear(nnx.Module):
         dtype: Dtype = jnp.float32,
         param_dtype: Dtype = jnp.float32,
         rngs: nnx.Rngs,
-        kernel_init: Initializer = nnx.initializers.normal(0.02),
+        kernel_init: Initializer = _DEFAULT_KERNEL_INIT,
     ):
         self.in_features = in_features
         self.out_features = out_features
@@ -66,7 +75,7 @@ class Linear(nnx.Module):
         self.lora = None
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = jnp.dot(x.astype(self.dtype), self.kernel[...].astype(self.dtype))
+        y = matmul(x.astype(self.dtype), self.kernel[...].astype(self.dtype), self.dtype)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
         if self.lora is not None:
@@ -88,13 +97,16 @@ class Embed(nnx.Module):
         rngs: nnx.Rngs,
     ):
         self.dtype = dtype
-        self.embedding = _param(nnx.initializers.normal(0.02), rngs, (num, features), param_dtype, axes)
+        self.embedding = _param(
+            nnx.initializers.normal(0.02), rngs, (num, features), param_dtype, axes
+        )
 
     def __call__(self, ids: jax.Array) -> jax.Array:
         return jnp.take(self.embedding[...], ids, axis=0).astype(self.dtype)
 
     def attend(self, x_btd: jax.Array) -> jax.Array:
-        return jnp.dot(x_btd.astype(self.dtype), self.embedding[...].astype(self.dtype).T)
+        table = self.embedding[...].astype(self.dtype)
+        return matmul(x_btd.astype(self.dtype), table.T, jnp.float32)
 
 
 class RMSNorm(nnx.Module):
@@ -302,20 +314,28 @@ def dot_product_attention(
     b, t, h, f = q_bthf.shape
     kv_heads = k_bskf.shape[2]
     q_btkgf = q_bthf.reshape(b, t, kv_heads, h // kv_heads, f)
-    logits_bkgts = jnp.einsum("btkgf,bskf->bkgts", q_btkgf, k_bskf).astype(jnp.float32) * scale
+    logits_bkgts = (
+        jnp.einsum("btkgf,bskf->bkgts", q_btkgf, k_bskf, preferred_element_type=jnp.float32) * scale
+    )
     if softcap is not None:
         logits_bkgts = jnp.tanh(logits_bkgts / softcap) * softcap
     logits_bkgts = jnp.where(mask_b1ts[:, :, None], logits_bkgts, _MASK_VALUE)
     weights_bkgts = jax.nn.softmax(logits_bkgts, axis=-1).astype(v_bskf.dtype)
-    out_btkgf = jnp.einsum("bkgts,bskf->btkgf", weights_bkgts, v_bskf)
-    return out_btkgf.reshape(b, t, h, f)
+    out_btkgf = jnp.einsum(
+        "bkgts,bskf->btkgf", weights_bkgts, v_bskf, preferred_element_type=jnp.float32
+    )
+    return out_btkgf.astype(v_bskf.dtype).reshape(b, t, h, f)
 
 
 def update_cache(
     cache: LayerCache, k_btkf: jax.Array, v_btkf: jax.Array, index: jax.Array
 ) -> LayerCache:
-    k = jax.lax.dynamic_update_slice_in_dim(cache.k_bskf, k_btkf.astype(cache.k_bskf.dtype), index, 1)
-    v = jax.lax.dynamic_update_slice_in_dim(cache.v_bskf, v_btkf.astype(cache.v_bskf.dtype), index, 1)
+    k = jax.lax.dynamic_update_slice_in_dim(
+        cache.k_bskf, k_btkf.astype(cache.k_bskf.dtype), index, 1
+    )
+    v = jax.lax.dynamic_update_slice_in_dim(
+        cache.v_bskf, v_btkf.astype(cache.v_bskf.dtype), index, 1
+    )
     return LayerCache(k, v)
 
 

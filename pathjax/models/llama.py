@@ -65,7 +65,9 @@ class Config:
     def from_hf(cls, hf: dict[str, Any]) -> Config:
         model_type = hf.get("model_type", "llama")
         if model_type not in MODEL_TYPES:
-            raise ValueError(f"{model_type!r} is not in the Llama family ({', '.join(MODEL_TYPES)}).")
+            raise ValueError(
+                f"{model_type!r} is not in the Llama family ({', '.join(MODEL_TYPES)})."
+            )
         num_heads = hf["num_attention_heads"]
         head_dim = hf.get("head_dim") or hf["hidden_size"] // num_heads
         attention_bias = bool(hf.get("attention_bias", False))
@@ -142,10 +144,18 @@ class Attention(nnx.Module):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, f
         self.sliding_window = cfg.window_of_layer(layer_index)
-        self.q_proj = layers.Linear(d, cfg.num_heads * f, axes=("embed", "heads"), use_bias=cfg.qkv_bias, **kw)
-        self.k_proj = layers.Linear(d, cfg.num_kv_heads * f, axes=("embed", "kv"), use_bias=cfg.qkv_bias, **kw)
-        self.v_proj = layers.Linear(d, cfg.num_kv_heads * f, axes=("embed", "kv"), use_bias=cfg.qkv_bias, **kw)
-        self.o_proj = layers.Linear(cfg.num_heads * f, d, axes=("heads", "embed"), use_bias=cfg.o_bias, **kw)
+        self.q_proj = layers.Linear(
+            d, cfg.num_heads * f, axes=("embed", "heads"), use_bias=cfg.qkv_bias, **kw
+        )
+        self.k_proj = layers.Linear(
+            d, cfg.num_kv_heads * f, axes=("embed", "kv"), use_bias=cfg.qkv_bias, **kw
+        )
+        self.v_proj = layers.Linear(
+            d, cfg.num_kv_heads * f, axes=("embed", "kv"), use_bias=cfg.qkv_bias, **kw
+        )
+        self.o_proj = layers.Linear(
+            cfg.num_heads * f, d, axes=("heads", "embed"), use_bias=cfg.o_bias, **kw
+        )
 
     def __call__(
         self,

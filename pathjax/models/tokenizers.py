@@ -90,7 +90,9 @@ def load_tokenizer(source: str):
         return gguf_tokenizer(source)
     if os.path.isdir(source):
         if not has_tokenizer_files(source):
-            raise TokenizerError(f"{source} holds no tokenizer files (tokenizer.json, vocab.json...).")
+            raise TokenizerError(
+                f"{source} holds no tokenizer files (tokenizer.json, vocab.json...)."
+            )
         return folder_tokenizer(source)
     raise TokenizerError(
         f"Cannot find a tokenizer for {source!r}: expected 'gpt2', an embedded name "

@@ -29,7 +29,13 @@ def mistral_config(**overrides) -> transformers.MistralConfig:
 
 def gpt2_config(**overrides) -> transformers.GPT2Config:
     kwargs = dict(
-        vocab_size=96, n_embd=32, n_layer=2, n_head=4, n_positions=64, bos_token_id=0, eos_token_id=0
+        vocab_size=96,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_positions=64,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     kwargs.update(overrides)
     return transformers.GPT2Config(**kwargs)

@@ -61,7 +61,9 @@ def test_weights_of_another_config_are_rejected(llama_folder, tmp_path):
     config["intermediate_size"] = 64
     (tmp_path / "config.json").write_text(json.dumps(config))
     os.symlink(llama_folder / "model.safetensors", tmp_path / "model.safetensors")
-    with pytest.raises(checkpoints.CheckpointError, match=r"shape \(32, 48\) but the config implies \(32, 64\)"):
+    with pytest.raises(
+        checkpoints.CheckpointError, match=r"shape \(32, 48\) but the config implies \(32, 64\)"
+    ):
         checkpoints.load_hf_folder(str(tmp_path))
 
 

@@ -55,7 +55,10 @@ def test_greedy_generation_equals_transformers(tiny):
     for prompt, tokens in zip(prompts, ours, strict=True):
         with torch.no_grad():
             out = hf_model.generate(
-                torch.tensor([prompt]), max_new_tokens=10, do_sample=False, eos_token_id=None,
+                torch.tensor([prompt]),
+                max_new_tokens=10,
+                do_sample=False,
+                eos_token_id=None,
                 pad_token_id=0,
             )
         assert tokens == out[0, len(prompt) :].tolist()

