@@ -118,7 +118,8 @@ class PathjaxBehavior(tfds.core.GeneratorBasedBuilder):
 
     def download_and_prepare(self, **kwargs: Any) -> None:
         super().download_and_prepare(**kwargs)
-        sources = {split: Records(source) for split, source in self.as_data_source().items()}
+        # Decoded once: the card reads every record several times.
+        sources = {split: list(Records(src)) for split, src in self.as_data_source().items()}
         card.write_card(self.data_dir, sources, self.builder_config.name)
 
 
@@ -144,7 +145,10 @@ def builder(
 ) -> PathjaxBehavior:
     """The builder for a condition, size and seed (nothing is generated yet)."""
     config = make_config(condition, train_size, eval_size, seed)
-    return PathjaxBehavior(config=config, data_dir=os.fspath(data_dir))
+    # TFDS refuses a config object that shares the name of a registered one: use the name.
+    registered = {c.name for c in PathjaxBehavior.BUILDER_CONFIGS}
+    chosen = config.name if config.name in registered else config
+    return PathjaxBehavior(config=chosen, data_dir=os.fspath(data_dir))
 
 
 def build(

@@ -14,9 +14,9 @@ from typing import Any
 
 from pathjax.data import formats, scenarios, schema
 
-# Rejection sampling gives up after this many draws per requested item: the split has run out
-# of distinct prompts.
-_MAX_DRAWS_PER_ITEM = 50
+# Rejection sampling gives up after this many duplicates in a row: the split has (nearly) run
+# out of distinct prompts for the format whose turn it is.
+_MAX_CONSECUTIVE_DUPLICATES = 2000
 
 
 class _Rng:
@@ -61,10 +61,8 @@ def generate_items(
     templates = grammar.split_templates(split)
     split_formats = schema.SPLIT_FORMATS[split]
     rng = _Rng("items", seed, split)
-    items, seen = [], set()
-    for _ in range(size * _MAX_DRAWS_PER_ITEM):
-        if len(items) == size:
-            break
+    items, seen, duplicates = [], set(), 0
+    while len(items) < size and duplicates < _MAX_CONSECUTIVE_DUPLICATES:
         # Formats take turns, so a split is balanced exactly even where one format has fewer
         # distinct prompts (a narrative prompt shows no options, so it repeats sooner).
         fmt = split_formats[len(items) % len(split_formats)]
@@ -76,8 +74,10 @@ def generate_items(
         situation = scenarios.render(template.situation, fills)
         prompt, options = formats.render(fmt, situation, actions, name)
         if prompt in seen:
+            duplicates += 1
             continue
         seen.add(prompt)
+        duplicates = 0
         items.append(
             {
                 "prompt": prompt,
@@ -90,8 +90,8 @@ def generate_items(
         )
     if len(items) < size:
         raise ValueError(
-            f"Split {split!r} has only {len(items)} distinct prompts within the sampling budget, "
-            f"fewer than the {size} requested: ask for fewer items or add templates or fills."
+            f"Split {split!r} ran out of distinct prompts after {len(items)} of the {size} "
+            "requested items: ask for fewer items or add templates or fills to the grammar."
         )
     return items
 

@@ -11,6 +11,21 @@ from typing import Any
 from pathjax.models import registry
 
 PRESETS: dict[str, dict[str, Any]] = {
+    # Two layers, a few thousand parameters: tests and smoke runs of every code path.
+    "tiny-llama": {
+        "model_type": "llama",
+        "vocab_size": 128,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-5,
+        "max_position_embeddings": 256,
+        "tie_word_embeddings": True,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    },
     "gpt2": {
         "model_type": "gpt2",
         "vocab_size": 50257,

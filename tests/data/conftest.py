@@ -64,4 +64,6 @@ def default_size_records():
     """Every split of the `control` condition at default sizes, in memory (~0.5 s)."""
     sizes = {s: builder.DEFAULT_EVAL_SIZE for s in builder.schema.SPLITS}
     sizes["train"] = builder.DEFAULT_TRAIN_SIZE
-    return {s: items.generate_split("control", s, n, builder.DEFAULT_SEED) for s, n in sizes.items()}
+    return {
+        s: items.generate_split("control", s, n, builder.DEFAULT_SEED) for s, n in sizes.items()
+    }

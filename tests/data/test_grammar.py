@@ -54,7 +54,9 @@ def test_validation_fills_are_unseen_in_training(grammar):
 
 
 def test_no_banned_word_in_the_raw_grammar(grammar):
-    found = {where: hits for where, text in _all_texts(grammar) if (hits := vetting.find_banned(text))}
+    found = {
+        where: hits for where, text in _all_texts(grammar) if (hits := vetting.find_banned(text))
+    }
     assert not found
 
 
@@ -85,7 +87,9 @@ def test_vetting_spares_innocent_words(text):
 
 def test_placeholders_render_with_pronouns(grammar):
     fills = {"friend": scenarios.Fill("Maya", "she"), "relative": scenarios.Fill("my dad", "he")}
-    text = "{relative:cap} asks {friend} about {friend:poss} car; {friend:subj} tells {relative:obj}"
+    text = (
+        "{relative:cap} asks {friend} about {friend:poss} car; {friend:subj} tells {relative:obj}"
+    )
     assert scenarios.render(text, fills) == "My dad asks Maya about her car; she tells him"
 
 
@@ -102,7 +106,9 @@ def test_third_person_rewrites():
     cases = {
         "I tell Maya I'm too tired and stay home": "They tell Maya they're too tired and stay home",
         "my sister asks me. I was late": "their sister asks them. They were late",
-        'text Maya "I can\'t come" and tell myself so': 'text Maya "I can\'t come" and tell themselves so',
+        'text Maya "I can\'t come" and tell myself so': (
+            'text Maya "I can\'t come" and tell themselves so'
+        ),
     }
     for first, third in cases.items():
         assert perspective.to_third_person(first) == third

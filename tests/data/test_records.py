@@ -19,7 +19,7 @@ def by_condition():
 
 def test_every_record_has_four_options_one_per_class(by_condition):
     for condition, splits in by_condition.items():
-        for split, records in splits.items():
+        for records in splits.values():
             for r in records:
                 assert len(r["options"]) == 4 and sorted(r["option_classes"]) == sorted(
                     schema.ACTION_CLASSES
@@ -85,7 +85,10 @@ def test_formats_per_split(by_condition):
     assert {r["format"] for r in splits["test_format"]} == {"third_person"}
     for split in ("train", "validation", "test_templates", "test_domains"):
         counts = collections.Counter(r["format"] for r in splits[split])
-        assert set(counts) == {"choice", "narrative"} and abs(counts["choice"] - counts["narrative"]) <= 1
+        assert (
+            set(counts) == {"choice", "narrative"}
+            and abs(counts["choice"] - counts["narrative"]) <= 1
+        )
 
 
 def test_prompt_and_target_boundary(by_condition):
@@ -99,7 +102,9 @@ def test_prompt_and_target_boundary(by_condition):
             elif r["format"] == "narrative":
                 assert r["prompt"].endswith(", so I")
             else:
-                assert r["prompt"].startswith("This is about ") and r["prompt"].endswith(", so they")
+                assert r["prompt"].startswith("This is about ") and r["prompt"].endswith(
+                    ", so they"
+                )
 
 
 def test_prompts_are_distinct_and_validation_is_unseen(by_condition):
@@ -133,5 +138,5 @@ def test_unknown_condition_or_split_is_a_clear_error():
 
 
 def test_asking_for_more_than_the_split_holds_is_a_clear_error():
-    with pytest.raises(ValueError, match="distinct prompts"):
-        items.generate_split("control", "validation", 200_000, 0)
+    with pytest.raises(ValueError, match="ran out of distinct prompts"):
+        items.generate_split("control", "validation", 5000, 0)
