@@ -72,7 +72,7 @@ class Linear(nnx.Module):
             if use_bias
             else None
         )
-        self.lora = None
+        self.lora = nnx.data(None)  # Data, not static: `pathjax.lora` may set a module here.
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = matmul(x.astype(self.dtype), self.kernel[...].astype(self.dtype), self.dtype)

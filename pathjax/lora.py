@@ -1,0 +1,246 @@
+"""LoRA adapters with PEFT's semantics, added to a model without moving its base parameters.
+
+`delta(x) = multiplier * scale * dropout(x) @ A @ B`, `A: [in, r] ~ U(-1/sqrt(in), 1/sqrt(in))`,
+`B: [r, out] = 0`, `scale = alpha / r` (rsLoRA: `alpha / sqrt(r)`): PEFT's `lora_A.weight` is
+`A.T` and `lora_B.weight` is `B.T`, so an adapter at init changes nothing.
+
+Adapters are `nnx.LoRAParam`s in a `lora` child of each targeted `Linear`: base paths such as
+`layers.0.self_attn.q_proj.kernel` are unchanged, and `BASE` / `ADAPTERS` filters split the
+state. Per-call inputs (the multiplier, the dropout key, which adapter each row uses) are
+`LoRAControl` variables set by `set_controls` inside a jitted step: with `K` stacked adapters
+and a per-row multiplier, one pass scores the base model (multiplier 0) and every adapter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from pathjax.models import layers
+
+
+class LoRAControl(nnx.Variable):
+    """A per-call input of the adapters: neither trained nor saved."""
+
+
+BASE = nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam))
+ADAPTERS = nnx.LoRAParam
+
+
+@dataclasses.dataclass(frozen=True)
+class LoraConfig:
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    # "default" (PEFT's per-family targets), "all-linear" (every Linear but the output head),
+    # a tuple of module names (matched as path suffixes, like PEFT's list form) or a regex
+    # string matched against the whole module path (like PEFT's string form).
+    targets: str | tuple[str, ...] = "default"
+    use_rslora: bool = False
+
+    def __post_init__(self):
+        if self.rank < 1:
+            raise ValueError(f"lora.rank must be >= 1, got {self.rank}.")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}.")
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / (math.sqrt(self.rank) if self.use_rslora else self.rank)
+
+
+# PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING for the supported families.
+DEFAULT_TARGETS = {
+    "gpt2": ("c_attn",),
+    "llama": ("q_proj", "v_proj"),
+    "qwen2": ("q_proj", "v_proj"),
+    "mistral": ("q_proj", "v_proj"),
+}
+OUTPUT_HEADS = ("lm_head",)
+
+
+class LoRA(nnx.Module):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        rank: int,
+        scale: float,
+        dropout: float,
+        axes: tuple[str, str],
+        index: int,
+        num_adapters: int | None = None,
+        rngs: nnx.Rngs,
+    ):
+        stack = () if num_adapters is None else (num_adapters,)
+        stack_axes = () if num_adapters is None else (None,)
+        bound = 1.0 / math.sqrt(in_features)  # kaiming_uniform_(a=sqrt(5)), as PEFT.
+        a = jax.random.uniform(rngs.params(), (*stack, in_features, rank), jnp.float32, -bound, bound)
+        self.lora_a = nnx.LoRAParam(
+            a, out_sharding=(*stack_axes, axes[0], None), eager_sharding=False
+        )
+        self.lora_b = nnx.LoRAParam(
+            jnp.zeros((*stack, rank, out_features), jnp.float32),
+            out_sharding=(*stack_axes, None, axes[1]),
+            eager_sharding=False,
+        )
+        self.scale = scale
+        self.dropout = dropout
+        self.index = index  # Distinct per module: folds into the dropout key.
+        self.multiplier = LoRAControl(jnp.ones((), jnp.float32))  # Scalar or per row [b].
+        self.adapter_index = LoRAControl(jnp.zeros((), jnp.int32))  # Per row [b] if stacked.
+        self.dropout_key = LoRAControl(jnp.zeros((2,), jnp.uint32))
+        self.train_mode = False  # Static: dropout only in training steps.
+
+    @property
+    def stacked(self) -> bool:
+        return self.lora_a.ndim == 3
+
+    def __call__(self, x_btd: jax.Array) -> jax.Array:
+        dtype = x_btd.dtype
+        if self.train_mode and self.dropout > 0:
+            key = jax.random.fold_in(jax.random.wrap_key_data(self.dropout_key[...]), self.index)
+            keep = jax.random.bernoulli(key, 1.0 - self.dropout, x_btd.shape)
+            x_btd = jnp.where(keep, x_btd / (1.0 - self.dropout), 0).astype(dtype)
+        a, b = self.lora_a[...].astype(dtype), self.lora_b[...].astype(dtype)
+        if self.stacked:
+            index_b = jnp.broadcast_to(self.adapter_index[...], x_btd.shape[:1])
+            h_btr = jnp.einsum("btd,bdr->btr", x_btd, a[index_b], preferred_element_type=jnp.float32)
+            delta = jnp.einsum(
+                "btr,bro->bto", h_btr.astype(dtype), b[index_b], preferred_element_type=jnp.float32
+            )
+        else:
+            h_btr = layers.matmul(x_btd, a, dtype)
+            delta = layers.matmul(h_btr, b, jnp.float32)
+        multiplier = self.multiplier[...]
+        if multiplier.ndim == 1:
+            multiplier = multiplier[:, None, None]
+        return (delta * (self.scale * multiplier)).astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Adding, finding and controlling adapters.
+
+
+def linear_modules(model: nnx.Module) -> list[tuple[str, layers.Linear]]:
+    """Every `Linear` with its dotted path (`layers.0.self_attn.q_proj`)."""
+    return [
+        (".".join(str(p) for p in path), module)
+        for path, module in model.iter_modules()
+        if isinstance(module, layers.Linear)
+    ]
+
+
+def target_paths(model: nnx.Module, targets: str | Sequence[str]) -> list[str]:
+    paths = [path for path, _ in linear_modules(model)]
+    model_type = model.config.model_type
+    if targets == "default":
+        targets = DEFAULT_TARGETS[model_type]
+    if targets == "all-linear":
+        chosen = [p for p in paths if p.split(".")[-1] not in OUTPUT_HEADS]
+    elif isinstance(targets, str):
+        chosen = [p for p in paths if re.fullmatch(targets, p)]
+    else:
+        chosen = [p for p in paths if any(p == t or p.endswith("." + t) for t in targets)]
+    if not chosen:
+        names = sorted({p.split(".")[-1] for p in paths})
+        raise ValueError(
+            f"lora.targets={targets!r} matches no linear layer of this {model_type} model; "
+            f"its linear layers are named {names}."
+        )
+    return chosen
+
+
+def add_lora(
+    model: nnx.Module,
+    config: LoraConfig,
+    *,
+    rngs: nnx.Rngs,
+    num_adapters: int | None = None,
+) -> list[str]:
+    """Adds an adapter to every targeted `Linear` (in place); returns their paths."""
+    chosen = set(target_paths(model, config.targets))
+    modules = dict(linear_modules(model))
+    for index, path in enumerate(sorted(chosen)):
+        module = modules[path]
+        if module.lora is not None:
+            raise ValueError(f"{path} already has an adapter.")
+        axes = module.kernel.get_metadata()["out_sharding"]
+        module.lora = LoRA(
+            module.in_features,
+            module.out_features,
+            rank=config.rank,
+            scale=config.scale,
+            dropout=config.dropout,
+            axes=tuple(axes),
+            index=index,
+            num_adapters=num_adapters,
+            rngs=rngs,
+        )
+    return sorted(chosen)
+
+
+def adapters(model: nnx.Module) -> list[tuple[str, LoRA]]:
+    """`(path of the adapted Linear, its LoRA)` pairs."""
+    return [(path, m.lora) for path, m in linear_modules(model) if m.lora is not None]
+
+
+def set_controls(
+    model: nnx.Module,
+    *,
+    multiplier: jax.Array | float | None = None,
+    adapter_index: jax.Array | int | None = None,
+    dropout_key: jax.Array | None = None,
+) -> None:
+    """Sets the adapters' per-call inputs (inside or outside jit)."""
+    for _, lora in adapters(model):
+        if multiplier is not None:
+            lora.multiplier[...] = jnp.asarray(multiplier, jnp.float32)
+        if adapter_index is not None:
+            lora.adapter_index[...] = jnp.asarray(adapter_index, jnp.int32)
+        if dropout_key is not None:
+            lora.dropout_key[...] = jax.random.key_data(dropout_key)
+
+
+def set_train_mode(model: nnx.Module, train: bool) -> None:
+    """Dropout on (train) or off; static, so a jitted function traces each mode once."""
+    for _, lora in adapters(model):
+        lora.train_mode = train
+
+
+# ---------------------------------------------------------------------------------------------
+# Merging.
+
+
+def merge(model: nnx.Module, multiplier: float = 1.0) -> None:
+    """Folds `multiplier * scale * A @ B` into each base kernel and removes the adapters."""
+    for _, module in linear_modules(model):
+        lora = module.lora
+        if lora is None:
+            continue
+        if lora.stacked:
+            raise ValueError("Merge one adapter at a time: these adapters are stacked.")
+        delta = lora.scale * multiplier * (lora.lora_a[...] @ lora.lora_b[...])
+        kernel = module.kernel[...]
+        module.kernel[...] = (kernel.astype(jnp.float32) + delta).astype(kernel.dtype)
+        module.lora = None
+
+
+def unmerge(model: nnx.Module, adapter_state: nnx.State, config: LoraConfig, multiplier=1.0):
+    """Undoes `merge`: subtracts the delta again and re-attaches the adapters."""
+    add_lora(model, config, rngs=nnx.Rngs(0))
+    nnx.update(model, adapter_state)
+    for _, module in linear_modules(model):
+        lora = module.lora
+        if lora is None:
+            continue
+        delta = lora.scale * multiplier * (lora.lora_a[...] @ lora.lora_b[...])
+        kernel = module.kernel[...]
+        module.kernel[...] = (kernel.astype(jnp.float32) - delta).astype(kernel.dtype)

@@ -1,0 +1,159 @@
+"""LoRA adapters in PEFT's on-disk format: `adapter_config.json` + `adapter_model.safetensors`.
+
+Keys are `base_model.model.<transformers module>.lora_A.weight` (`[r, in]`) and `lora_B.weight`
+(`[out, r]`), what `peft.PeftModel.from_pretrained` reads and `save_pretrained` writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+
+import numpy as np
+from flax import nnx
+
+from pathjax import lora as lora_lib
+from pathjax.models import checkpoints, registry
+
+PREFIX = "base_model.model."
+_KEY = re.compile(r"base_model\.model\.(.+?)\.lora_([AB])(?:\.default)?\.weight")
+_UNSUPPORTED = {
+    "use_dora": False,
+    "modules_to_save": None,
+    "layer_replication": None,
+    "rank_pattern": {},
+    "alpha_pattern": {},
+}
+
+
+class AdapterError(ValueError):
+    """An adapter that does not fit the model or uses PEFT features pathjax lacks."""
+
+
+def _hf_module(family, path: str) -> str:
+    key, _ = checkpoints.hf_key(family, [*path.split("."), "kernel"])
+    return key[: -len(".weight")]
+
+
+def _pathjax_path(family, hf_module: str) -> str:
+    if hf_module.startswith(family.HF_PREFIX):
+        return hf_module[len(family.HF_PREFIX) :]
+    return hf_module
+
+
+def _target_modules(model: nnx.Module, family, paths: list[str]) -> list[str] | str:
+    """PEFT's list form when whole names are adapted everywhere, else an exact regex."""
+    all_paths = [p for p, _ in lora_lib.linear_modules(model)]
+    leaves = sorted({p.split(".")[-1] for p in paths})
+    if {p for p in all_paths if p.split(".")[-1] in leaves} == set(paths):
+        return leaves
+    return "(" + "|".join(re.escape(_hf_module(family, p)) for p in sorted(paths)) + ")"
+
+
+def export_peft(
+    model: nnx.Module, config: lora_lib.LoraConfig, folder: str, *, base_model: str = ""
+) -> str:
+    family = registry.family_of(model.config)
+    pairs = lora_lib.adapters(model)
+    if not pairs:
+        raise AdapterError("The model has no adapters to export.")
+    tensors = {}
+    for path, lora in pairs:
+        if lora.stacked:
+            raise AdapterError("Stacked adapters: export them one at a time.")
+        module = PREFIX + _hf_module(family, path)
+        tensors[f"{module}.lora_A.weight"] = np.ascontiguousarray(np.asarray(lora.lora_a[...]).T)
+        tensors[f"{module}.lora_B.weight"] = np.ascontiguousarray(np.asarray(lora.lora_b[...]).T)
+    adapter_config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base_model,
+        "r": config.rank,
+        "lora_alpha": config.alpha,
+        "lora_dropout": config.dropout,
+        "use_rslora": config.use_rslora,
+        "target_modules": _target_modules(model, family, [p for p, _ in pairs]),
+        # GPT-2's Conv1D stores [in, out]; PEFT needs to know for merging.
+        "fan_in_fan_out": not family.HF_LINEAR_TRANSPOSED,
+        "bias": "none",
+        "init_lora_weights": True,
+        "inference_mode": True,
+        "modules_to_save": None,
+    }
+    from safetensors.numpy import save_file
+
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "adapter_config.json"), "w") as f:
+        json.dump(adapter_config, f, indent=2)
+    save_file(tensors, os.path.join(folder, "adapter_model.safetensors"), metadata={"format": "pt"})
+    return folder
+
+
+def read_peft_config(folder: str) -> tuple[lora_lib.LoraConfig, dict]:
+    path = os.path.join(folder, "adapter_config.json")
+    if not os.path.isfile(path):
+        raise AdapterError(f"{folder} has no adapter_config.json: not a PEFT adapter folder.")
+    with open(path) as f:
+        raw = json.load(f)
+    if raw.get("peft_type", "LORA") != "LORA":
+        raise AdapterError(f"{path}: peft_type {raw['peft_type']!r}; only LORA is supported.")
+    for field, neutral in _UNSUPPORTED.items():
+        if raw.get(field, neutral) not in (neutral, None, {}, False):
+            raise AdapterError(f"{path}: {field}={raw[field]!r} is not supported by pathjax.")
+    if raw.get("bias", "none") != "none":
+        raise AdapterError(f"{path}: bias={raw['bias']!r}; only 'none' is supported.")
+    config = lora_lib.LoraConfig(
+        rank=int(raw["r"]),
+        alpha=float(raw["lora_alpha"]),
+        dropout=float(raw.get("lora_dropout", 0.0)),
+        use_rslora=bool(raw.get("use_rslora", False)),
+    )
+    return config, raw
+
+
+def read_peft_tensors(folder: str, family) -> dict[str, dict[str, np.ndarray]]:
+    """`{pathjax module path: {"A": [in, r], "B": [r, out]}}` from the adapter's safetensors."""
+    from safetensors.numpy import load_file
+
+    path = os.path.join(folder, "adapter_model.safetensors")
+    if not os.path.isfile(path):
+        bins = [n for n in os.listdir(folder) if n.endswith(checkpoints.PICKLE_SUFFIXES)]
+        hint = f" It holds {bins}: pickles are never read." if bins else ""
+        raise AdapterError(f"{folder} has no adapter_model.safetensors.{hint}")
+    modules: dict[str, dict[str, np.ndarray]] = {}
+    for key, array in load_file(path).items():
+        match = _KEY.fullmatch(key)
+        if not match:
+            raise AdapterError(f"{path}: unexpected tensor {key!r} (not a LoRA A/B weight).")
+        module, which = match.groups()
+        modules.setdefault(_pathjax_path(family, module), {})[which] = array.T
+    return modules
+
+
+def load_peft(model: nnx.Module, folder: str) -> lora_lib.LoraConfig:
+    """Adds the adapter in `folder` to `model` (in place) and returns its config."""
+    family = registry.family_of(model.config)
+    config, _ = read_peft_config(folder)
+    modules = read_peft_tensors(folder, family)
+    linear = dict(lora_lib.linear_modules(model))
+    unknown = sorted(set(modules) - set(linear))
+    if unknown:
+        raise AdapterError(
+            f"{folder} adapts modules this {model.config.model_type} model does not have, e.g. "
+            f"{unknown[:3]}: the adapter was trained on another base model."
+        )
+    exact = "(" + "|".join(re.escape(p) for p in sorted(modules)) + ")"
+    lora_lib.add_lora(model, dataclasses.replace(config, targets=exact), rngs=nnx.Rngs(0))
+    for path, weights in modules.items():
+        lora = linear[path].lora
+        for which, variable in (("A", lora.lora_a), ("B", lora.lora_b)):
+            if weights[which].shape != variable.shape:
+                raise AdapterError(
+                    f"{folder}: {path}.lora_{which} has shape {weights[which].T.shape} (PEFT "
+                    f"layout) but this model needs {variable.shape[::-1]}: the adapter belongs "
+                    "to a base model of another size."
+                )
+            variable[...] = np.asarray(weights[which], np.float32)
+    return dataclasses.replace(config, targets=exact)
