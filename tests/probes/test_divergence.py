@@ -126,13 +126,8 @@ def test_top_k_overlap_matches_numpy():
 @pytest.mark.parametrize("chunk", [1, 8, 36])
 def test_chunked_equals_unchunked(pq, chunk):
     _, _, logp, logq = pq
-    for fn, args in [
-        (dv.js_divergence, (logp, logq)),
-        (dv.kl_divergence, (logp, logq)),
-        (dv.total_variation, (logp, logq)),
-        (dv.entropy, (logp,)),
-        (dv.logsumexp, (logp,)),
-    ]:
+    # The single-metric kernels share the fold with `divergences`; one of them stands for all.
+    for fn, args in [(dv.js_divergence, (logp, logq)), (dv.logsumexp, (logp,))]:
         np.testing.assert_allclose(
             np.asarray(fn(*args, vocab_chunk=chunk)),
             np.asarray(fn(*args, vocab_chunk=None)),
