@@ -1,6 +1,13 @@
-"""Fields every model config shares; `configs/<model>.py` files start from `get_base_config()`."""
+"""Fields every model config shares; `configs/<model>.py` files start from `get_base_config()`.
+
+`arg` (after the colon: `configs/smollm2_135m.py:paranoia,bf16`) is a comma-separated list of
+variants: a condition (depression, paranoia, control, shuffled) and the variants that
+`apply_variants` knows.
+"""
 
 import ml_collections
+
+CONDITIONS = ("depression", "paranoia", "control", "shuffled")
 
 
 def get_base_config() -> ml_collections.ConfigDict:
@@ -11,11 +18,55 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.model.source = ""
     # A preset architecture with random weights instead of a checkpoint (benchmarks, tests).
     config.model.preset = ""
-    config.model.dtype = "float32"  # Parameter and compute dtype: float32 or bfloat16.
+    config.model.tokenizer = ""  # Overrides the checkpoint's tokenizer; required for presets.
+    config.model.dtype = "float32"  # Base weights and compute: float32 or bfloat16.
+    config.model.num_layers = 0  # >0: keep only the first layers of the checkpoint.
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.shape = (1, -1, 1)  # (data, fsdp, tensor); -1 takes the remaining devices.
     config.mesh.rules = ml_collections.ConfigDict()  # Logical name -> mesh axis overrides.
+
+    config.distributed = ml_collections.ConfigDict()
+    config.distributed.enabled = False  # jax.distributed.initialize() (multi-host runs).
+    config.distributed.coordinator_address = ""  # Empty: auto-detected (TPU pods, SLURM).
+    config.distributed.num_processes = 1
+    config.distributed.process_id = 0
+
+    config.lora = ml_collections.ConfigDict()
+    config.lora.rank = 8
+    config.lora.alpha = 16.0
+    config.lora.dropout = 0.05  # On the adapter input only, as in PEFT.
+    config.lora.targets = "default"  # "default" (PEFT's per family), "all-linear", names, regex.
+    config.lora.use_rslora = False  # scale = alpha / sqrt(rank) instead of alpha / rank.
+
+    config.data = ml_collections.ConfigDict()
+    config.data.condition = "depression"
+    config.data.data_dir = "data"  # Where the TFDS builder writes (and reuses) the data.
+    config.data.train_size = 5000
+    config.data.eval_size = 500
+    config.data.seed = 0
+    config.data.max_length = 256  # Longest example in tokens; batches pad to buckets below.
+
+    config.train = ml_collections.ConfigDict()
+    config.train.seed = 0
+    config.train.global_batch_size = 8
+    config.train.grad_accumulation = 1  # Micro-batches per step (same update as one batch).
+    config.train.num_steps = 300
+    config.train.learning_rate = 2e-4
+    config.train.final_lr_fraction = 0.1  # Cosine decays to this fraction of the peak.
+    config.train.warmup_steps = 20
+    config.train.weight_decay = 0.0
+    config.train.b1 = 0.9
+    config.train.b2 = 0.999
+    config.train.max_grad_norm = 1.0
+    config.train.log_every = 10
+    config.train.eval_every = 100
+    config.train.eval_batches = 4  # Validation batches for loss and token accuracy.
+    config.train.eval_choice_items = 64  # Validation items scored over their 4 options.
+    config.train.checkpoint_every = 100
+    config.train.keep_checkpoints = 3
+    config.train.peak_flops_per_device = 0.0  # 0: measure a matmul (MFU's ceiling).
+    config.train.tensorboard = True
 
     config.generate = ml_collections.ConfigDict()
     config.generate.prompts = (
@@ -27,4 +78,21 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.generate.top_k = 0  # 0 = off.
     config.generate.top_p = 1.0  # 1 = off.
     config.seed = 0
+    return config
+
+
+def apply_variants(config, arg: str | None, name: str, extra=None):
+    """Applies `arg`'s comma-separated variants; unknown ones are an error that lists them."""
+    variants = {
+        "bf16": lambda c: setattr(c.model, "dtype", "bfloat16"),
+        "fp32": lambda c: setattr(c.model, "dtype", "float32"),
+        **{cond: (lambda c, cond=cond: setattr(c.data, "condition", cond)) for cond in CONDITIONS},
+        **(extra or {}),
+    }
+    for variant in filter(None, (arg or "").split(",")):
+        if variant not in variants:
+            raise ValueError(
+                f"Unknown variant {variant!r} for {name}; known: {', '.join(sorted(variants))}."
+            )
+        variants[variant](config)
     return config

@@ -1,8 +1,10 @@
 """SmolLM2-135M (embedded GGUF, offline): the default model of the study.
 
+    python -m launch.train --config=configs/smollm2_135m.py:paranoia --workdir=runs/paranoia
+    python -m launch.train --config=configs/smollm2_135m.py:control,fp32 --workdir=runs/control
     python -m launch.generate --config=configs/smollm2_135m.py
-    python -m launch.generate --config=configs/smollm2_135m.py:bf16 \
-        --config.generate.temperature=0.8
+
+Variants: a condition (depression, paranoia, control, shuffled); bf16 (default) or fp32.
 """
 
 from configs import base
@@ -11,10 +13,10 @@ from configs import base
 def get_config(arg: str | None = None):
     config = base.get_base_config()
     config.model.source = "smollm2-135m"
-    variants = set(filter(None, (arg or "").split(",")))
-    unknown = variants - {"bf16"}
-    if unknown:
-        raise ValueError(f"Unknown variant(s) {sorted(unknown)} for smollm2_135m; known: bf16.")
-    if "bf16" in variants:
-        config.model.dtype = "bfloat16"
-    return config
+    config.model.dtype = "bfloat16"  # Frozen base in bf16; adapters, optimizer, loss in fp32.
+    config.train.global_batch_size = 8
+    config.train.num_steps = 150
+    config.train.learning_rate = 3e-4
+    config.train.eval_every = 50
+    config.train.checkpoint_every = 25
+    return base.apply_variants(config, arg, "smollm2_135m")

@@ -82,7 +82,9 @@ class LoRA(nnx.Module):
         stack = () if num_adapters is None else (num_adapters,)
         stack_axes = () if num_adapters is None else (None,)
         bound = 1.0 / math.sqrt(in_features)  # kaiming_uniform_(a=sqrt(5)), as PEFT.
-        a = jax.random.uniform(rngs.params(), (*stack, in_features, rank), jnp.float32, -bound, bound)
+        a = jax.random.uniform(
+            rngs.params(), (*stack, in_features, rank), jnp.float32, -bound, bound
+        )
         self.lora_a = nnx.LoRAParam(
             a, out_sharding=(*stack_axes, axes[0], None), eager_sharding=False
         )
@@ -112,7 +114,9 @@ class LoRA(nnx.Module):
         a, b = self.lora_a[...].astype(dtype), self.lora_b[...].astype(dtype)
         if self.stacked:
             index_b = jnp.broadcast_to(self.adapter_index[...], x_btd.shape[:1])
-            h_btr = jnp.einsum("btd,bdr->btr", x_btd, a[index_b], preferred_element_type=jnp.float32)
+            h_btr = jnp.einsum(
+                "btd,bdr->btr", x_btd, a[index_b], preferred_element_type=jnp.float32
+            )
             delta = jnp.einsum(
                 "btr,bro->bto", h_btr.astype(dtype), b[index_b], preferred_element_type=jnp.float32
             )
@@ -200,13 +204,14 @@ def set_controls(
     dropout_key: jax.Array | None = None,
 ) -> None:
     """Sets the adapters' per-call inputs (inside or outside jit)."""
+    # set_value without an index replaces the value: a scalar may become per-row `[b]`.
     for _, lora in adapters(model):
         if multiplier is not None:
-            lora.multiplier[...] = jnp.asarray(multiplier, jnp.float32)
+            lora.multiplier.set_value(jnp.asarray(multiplier, jnp.float32))
         if adapter_index is not None:
-            lora.adapter_index[...] = jnp.asarray(adapter_index, jnp.int32)
+            lora.adapter_index.set_value(jnp.asarray(adapter_index, jnp.int32))
         if dropout_key is not None:
-            lora.dropout_key[...] = jax.random.key_data(dropout_key)
+            lora.dropout_key.set_value(jax.random.key_data(dropout_key))
 
 
 def set_train_mode(model: nnx.Module, train: bool) -> None:

@@ -34,6 +34,7 @@ def load_model(
     tokenizer="auto",
     mesh=None,
     rules=sharding_lib.DEFAULT_RULES,
+    num_layers: int | None = None,
 ):
     """Returns `(model, tokenizer)`.
 
@@ -44,6 +45,7 @@ def load_model(
       tokenizer: "auto" (the checkpoint's own; the exact GPT-2 tokenizer for GPT-2 folders
         without one), a tokenizer source for `load_tokenizer`, a tokenizer object, or None.
       mesh: place parameters straight into the shardings their logical names ask for.
+      num_layers: keep only the first layers (a fast pretrained stand-in for smoke runs).
     """
     dtype = jnp.dtype(dtype)
     if embedded.is_embedded(source):
@@ -52,6 +54,7 @@ def load_model(
         gguf_file = gguf_import.GGUFFile(source)
         hf_config = gguf_file.hf_config()
         family, config = registry.config_from_hf(hf_config, origin=source)
+        config = registry.truncate(config, num_layers)
         abstract = registry.abstract_model(family, config, dtype=dtype)
         model = checkpoints.fill_model(
             abstract, family, gguf_file.tensor_source(hf_config), mesh=mesh, rules=rules
@@ -59,7 +62,9 @@ def load_model(
         auto_tokenizer = lambda: tokenizers.gguf_tokenizer(source)  # noqa: E731
     else:
         folder = _local_folder(source)
-        model = checkpoints.load_hf_folder(folder, dtype=dtype, mesh=mesh, rules=rules)
+        model = checkpoints.load_hf_folder(
+            folder, dtype=dtype, mesh=mesh, rules=rules, num_layers=num_layers
+        )
         auto_tokenizer = lambda: _folder_tokenizer(folder, model.config)  # noqa: E731
 
     if isinstance(tokenizer, str):

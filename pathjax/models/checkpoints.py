@@ -192,10 +192,16 @@ def _strip_prefix_aliases(tensors: TensorSource, family: ModuleType) -> TensorSo
 
 
 def load_hf_folder(
-    folder: str, *, dtype=jnp.float32, mesh=None, rules=sharding_lib.DEFAULT_RULES
+    folder: str,
+    *,
+    dtype=jnp.float32,
+    mesh=None,
+    rules=sharding_lib.DEFAULT_RULES,
+    num_layers: int | None = None,
 ) -> nnx.Module:
     hf_config = read_hf_config(folder)
     family, config = registry.config_from_hf(hf_config, origin=folder)
+    config = registry.truncate(config, num_layers)
     tensors = _strip_prefix_aliases(safetensors_source(folder), family)
     abstract = registry.abstract_model(family, config, dtype=dtype)
     return fill_model(abstract, family, tensors, mesh=mesh, rules=rules)

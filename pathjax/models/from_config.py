@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+from flax import nnx
 
 from pathjax import sharding as sharding_lib
 from pathjax.models import load_model, presets, registry
+from pathjax.models.tokenizers import check_fits, load_tokenizer
 
 
 def model_from_config(model_config, *, mesh=None, rules=sharding_lib.DEFAULT_RULES, seed: int = 0):
-    """A checkpoint when `source` is set, else random weights of `preset` (no tokenizer)."""
+    """A checkpoint when `source` is set, else random weights of `preset`.
+
+    `tokenizer` (optional) overrides the checkpoint's tokenizer, or gives a preset one.
+    """
     if bool(model_config.source) == bool(model_config.preset):
         raise ValueError(
             "config.model: set exactly one of `source` (a checkpoint) and `preset` (random "
             f"weights; presets: {', '.join(sorted(presets.PRESETS))})."
         )
+    tokenizer_source = model_config.get("tokenizer") or None
     if model_config.source:
-        return load_model(model_config.source, model_config.dtype, mesh=mesh, rules=rules)
+        return load_model(
+            model_config.source,
+            model_config.dtype,
+            tokenizer=tokenizer_source or "auto",
+            mesh=mesh,
+            rules=rules,
+            num_layers=model_config.get("num_layers") or None,
+        )
     config = presets.preset_config(model_config.preset)
-    return registry.init_model(config, seed=seed, dtype=jnp.dtype(model_config.dtype)), None
+    dtype = jnp.dtype(model_config.dtype)
+    model = registry.init_model(config, seed=seed, dtype=dtype)
+    if mesh is not None:
+        # Random weights, placed like loaded ones: the same shardings from logical names.
+        graphdef, state = nnx.split(model)
+        state = jax.device_put(state, sharding_lib.state_shardings(state, mesh, rules))
+        model = nnx.merge(graphdef, state)
+    tokenizer = None
+    if tokenizer_source:
+        tokenizer = load_tokenizer(tokenizer_source)
+        check_fits(tokenizer, config.vocab_size, origin=f"preset {model_config.preset}")
+    return model, tokenizer

@@ -95,11 +95,10 @@ class Embed(nnx.Module):
         dtype: Dtype = jnp.float32,
         param_dtype: Dtype = jnp.float32,
         rngs: nnx.Rngs,
+        init: Initializer = _DEFAULT_KERNEL_INIT,
     ):
         self.dtype = dtype
-        self.embedding = _param(
-            nnx.initializers.normal(0.02), rngs, (num, features), param_dtype, axes
-        )
+        self.embedding = _param(init, rngs, (num, features), param_dtype, axes)
 
     def __call__(self, ids: jax.Array) -> jax.Array:
         return jnp.take(self.embedding[...], ids, axis=0).astype(self.dtype)

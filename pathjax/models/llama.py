@@ -39,6 +39,7 @@ class Config:
     # every layer slides when `sliding_window` is set (Mistral).
     layer_types: tuple[str, ...] | None = None
     max_position_embeddings: int = 2048
+    initializer_range: float = 0.02  # Std of random initialization (tests, presets).
     model_type: str = "llama"
     bos_token_id: int | None = None
     eos_token_id: int | list[int] | None = None
@@ -97,6 +98,7 @@ class Config:
             sliding_window=sliding_window,
             layer_types=tuple(layer_types) if layer_types else None,
             max_position_embeddings=hf.get("max_position_embeddings", 2048),
+            initializer_range=hf.get("initializer_range", 0.02),
             model_type=model_type,
             bos_token_id=hf.get("bos_token_id"),
             eos_token_id=hf.get("eos_token_id"),
@@ -123,6 +125,7 @@ class Config:
             "rope_parameters": self.rope.to_hf(),
             "tie_word_embeddings": self.tie_word_embeddings,
             "max_position_embeddings": self.max_position_embeddings,
+            "initializer_range": self.initializer_range,
             "bos_token_id": self.bos_token_id,
             "eos_token_id": self.eos_token_id,
         }
@@ -225,7 +228,8 @@ class Model(nnx.Module):
         self.config = cfg
         self.dtype = dtype
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        self.embed_tokens = layers.Embed(cfg.vocab_size, cfg.hidden_size, **kw)
+        init = nnx.initializers.normal(cfg.initializer_range)
+        self.embed_tokens = layers.Embed(cfg.vocab_size, cfg.hidden_size, init=init, **kw)
         self.layers = nnx.List([DecoderLayer(cfg, i, **kw) for i in range(cfg.num_layers)])
         self.norm = layers.RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps, **kw)
         self.lm_head = (

@@ -34,6 +34,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n_head": 12,
         "n_positions": 1024,
     },
+    # Tiny, with SmolLM2's 49,152-token vocabulary so its real tokenizer fits: fast tests of
+    # the training and evaluation machinery on real text (random weights learn little).
+    "tiny-smollm2": {
+        "model_type": "llama",
+        "vocab_size": 49152,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-5,
+        "max_position_embeddings": 512,
+        "tie_word_embeddings": True,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    },
     "smollm2-135m": {
         "model_type": "llama",
         "vocab_size": 49152,

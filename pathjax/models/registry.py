@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import ModuleType
 from typing import Any
 
@@ -35,6 +36,18 @@ def config_from_hf(hf_config: dict[str, Any], *, origin: str = "config") -> tupl
         return family, family.Config.from_hf(hf_config)
     except KeyError as e:
         raise ValueError(f"{origin}: config.json lacks the field {e.args[0]!r}.") from e
+
+
+def truncate(config: Any, num_layers: int | None) -> Any:
+    """The config with only its first `num_layers` layers (None: unchanged)."""
+    if num_layers is None or num_layers == config.num_layers:
+        return config
+    if not 1 <= num_layers <= config.num_layers:
+        raise ValueError(f"num_layers={num_layers} is not in [1, {config.num_layers}].")
+    changes: dict[str, Any] = {"num_layers": num_layers}
+    if getattr(config, "layer_types", None):
+        changes["layer_types"] = config.layer_types[:num_layers]
+    return dataclasses.replace(config, **changes)
 
 
 def family_of(config: Any) -> ModuleType:

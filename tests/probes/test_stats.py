@@ -1,9 +1,8 @@
-"""Probe statistics on synthetic records with planted effects (and with none).
+"""Item-level probe statistics on synthetic records with planted effects (and with none).
 
 Every statistical claim is checked where it can fail: a known effect must be found and a null
-must not be (at the nominal rate), exact procedures must equal brute force, and the
-specificity/dissociation/dose-response machinery must recover planted patterns and not
-invent them.
+must not be (at the nominal rate), and exact procedures must equal brute force. The
+multi-model contrasts are tested in test_contrasts.py, on records from `synthetic_records`.
 """
 
 import itertools
@@ -19,7 +18,7 @@ from pathjax.probes.records import Record
 FAMILY, METRIC = "P2", "logodds_negative"
 
 
-def _records(
+def synthetic_records(
     rng: np.random.Generator,
     effects: dict[str, tuple[float, float]],
     *,
@@ -92,7 +91,7 @@ def test_paired_deltas_align_items_by_id():
 
 def test_bad_input_gets_clear_errors():
     rng = np.random.default_rng(0)
-    rs = _records(rng, {"depression": (1.0, 0.0)}, n_per_key=4)
+    rs = synthetic_records(rng, {"depression": (1.0, 0.0)}, n_per_key=4)
     kw = {"family": FAMILY, "metric": METRIC}
     with pytest.raises(ValueError, match="no records"):
         stats.paired_deltas([], "depression", **kw)
@@ -286,8 +285,8 @@ def test_holm_equals_the_step_down_procedure():
 def test_effect_summary_with_noise_floors():
     rng = np.random.default_rng(11)
     effects = {"control": (0.2, 0.2), "depression": (1.0, 0.0), "paranoia": (0.0, 0.0)}
-    rs = _records(rng, effects, seeds=(0, 1, 2), seed_sd=0.1, noise=0.3)
-    rs += _records(rng, effects, seeds=(0, 1, 2), seed_sd=0.1, noise=0.3, family="P3")
+    rs = synthetic_records(rng, effects, seeds=(0, 1, 2), seed_sd=0.1, noise=0.3)
+    rs += synthetic_records(rng, effects, seeds=(0, 1, 2), seed_sd=0.1, noise=0.3, family="P3")
     kw = {"metric": METRIC, "n_resamples": 2000, "n_permutations": 2000}
     d = stats.effect_summary(rs, "depression", family=FAMILY, key="depression", **kw)
     pd = stats.paired_deltas(rs, "depression", family=FAMILY, metric=METRIC, key="depression")
@@ -322,163 +321,3 @@ def test_effect_summary_with_noise_floors():
     assert summaries[0].p_holm is None  # copies, not mutation
     assert set(corrected[0].to_dict()) >= {"mean_delta", "ci_low", "p_holm", "control_multiple"}
     json.dumps([c.to_dict() for c in corrected])
-
-
-# --------------------------------------------------------------------------------------------
-# Specificity matrix and dissociation.
-
-PLANTED = {"control": (0.1, 0.1), "depression": (1.0, 0.0), "paranoia": (0.0, 1.0)}
-
-
-def test_specificity_recovers_a_planted_pattern():
-    rng = np.random.default_rng(12)
-    rs = _records(rng, PLANTED, seeds=(0, 1), seed_sd=0.05)
-    rs += _records(rng, PLANTED, seeds=(0, 1), seed_sd=0.05, family="P5", metric="score")
-    metrics = {FAMILY: METRIC, "P5": "score"}
-    m = stats.specificity_matrix(rs, metrics, n_resamples=2000)
-    assert m.models == ("base", "control", "depression", "paranoia")
-    assert m.keys == ("depression", "paranoia")
-    np.testing.assert_array_equal(m.d_z_mk[0], 0.0)
-    np.testing.assert_array_equal(m.ci_low_mk[0], 0.0)
-    dep, par = m.cell("depression", "depression"), m.cell("depression", "paranoia")
-    assert dep.low > 1.0 and par.low < 0 < par.high
-    assert m.cell("paranoia", "paranoia").low > 1.0
-    assert m.cell("paranoia", "depression").low < 0 < m.cell("paranoia", "depression").high
-    assert (m.ci_low_mk <= m.d_z_mk).all() and (m.d_z_mk <= m.ci_high_mk).all()
-    assert m.n_items_k.tolist() == [60, 60] and m.n_seeds_m.tolist() == [1, 2, 2, 2]
-    # A one-family cell is exactly d_z of that family's deltas on that key.
-    one = stats.specificity_matrix(rs, {FAMILY: METRIC}, n_resamples=200)
-    pd = stats.paired_deltas(rs, "depression", family=FAMILY, metric=METRIC, key="paranoia")
-    assert one.cell("depression", "paranoia").estimate == pytest.approx(stats.cohens_dz(pd))
-
-    s = stats.dissociation_contrast(rs, metrics, n_resamples=2000, n_permutations=2000)
-    cells = s.cells
-    assert cells["depression/depression"] == pytest.approx(dep.estimate)
-    expected = (cells["depression/depression"] - cells["depression/paranoia"]) - (
-        cells["paranoia/depression"] - cells["paranoia/paranoia"]
-    )
-    assert s.s == pytest.approx(expected)
-    assert s.s > 2 and s.ci_low > 0 and s.p < 0.01
-    assert s.n_items == {"depression": 60, "paranoia": 60}
-    assert s.n_seeds == {"depression": 2, "paranoia": 2}
-    json.dumps(m.to_dict()), json.dumps(s.to_dict())  # report.json takes them as they are
-
-
-def test_dissociation_absent_when_both_adapters_shift_everything():
-    rng = np.random.default_rng(13)
-    effects = {"depression": (0.8, 0.8), "paranoia": (0.8, 0.8)}
-    rs = _records(rng, effects)
-    s = stats.dissociation_contrast(rs, {FAMILY: METRIC}, n_resamples=2000, n_permutations=2000)
-    assert s.ci_low < 0 < s.ci_high and s.p > 0.05
-    # Reversed pattern: S negative.
-    rs = _records(rng, {"depression": (0.0, 1.0), "paranoia": (1.0, 0.0)})
-    s = stats.dissociation_contrast(rs, {FAMILY: METRIC}, n_resamples=500, n_permutations=500)
-    assert s.ci_high < 0
-
-
-def test_dissociation_permutation_p_is_calibrated():
-    rng = np.random.default_rng(14)
-    p = [
-        stats.dissociation_contrast(
-            _records(rng, {"depression": (0.5, 0.5), "paranoia": (0.2, 0.2)}, n_per_key=12),
-            {FAMILY: METRIC},
-            n_resamples=1,
-            n_permutations=200,
-            seed=sim,
-        ).p
-        for sim in range(80)
-    ]
-    assert np.mean(np.asarray(p) <= 0.1) <= 0.2
-    assert 0.3 <= np.mean(np.asarray(p) <= 0.5) <= 0.7
-
-
-def test_specificity_bad_input():
-    rng = np.random.default_rng(15)
-    rs = _records(rng, PLANTED, n_per_key=5)
-    with pytest.raises(ValueError, match="unknown model 'other'"):
-        stats.specificity_matrix(rs, {FAMILY: METRIC}, models=("base", "other"))
-    with pytest.raises(ValueError, match="metric_by_family is empty"):
-        stats.specificity_matrix(rs, {})
-    with pytest.raises(ValueError, match="no items keyed 'neutral'"):
-        stats.specificity_matrix(rs, {FAMILY: METRIC}, keys=("depression", "neutral"))
-    few = [r for r in rs if not (r.key == "paranoia" and r.item_id[-1] in "5678")]
-    with pytest.raises(ValueError, match="only 1 items keyed 'paranoia'"):
-        stats.dissociation_contrast(few, {FAMILY: METRIC})
-
-
-# --------------------------------------------------------------------------------------------
-# Dose-response.
-
-
-@pytest.mark.parametrize("by", ["multiplier", "step"])
-def test_dose_response_detects_a_planted_trend(by):
-    rng = np.random.default_rng(16)
-    levels = (0.0, 0.5, 1.0, 1.5, 2.0) if by == "multiplier" else (0, 100, 200, 300)
-    rs = _records(
-        rng,
-        {"depression": (0.5, 0.5)},
-        levels={"depression": levels},
-        by=by,
-        seeds=(0, 1),
-        n_per_key=15,
-    )
-    if by == "step":  # the final checkpoint, under its own name
-        rs += [
-            Record(**{**r.to_dict(), "step": None, "score": r.score + 1.0})
-            for r in rs
-            if r.model == "depression" and r.step == 300
-        ]
-    dr = stats.dose_response(
-        rs,
-        "depression",
-        by,
-        family=FAMILY,
-        metric=METRIC,
-        n_resamples=2000,
-        n_permutations=2000,
-        final_step=None,
-    )
-    np.testing.assert_allclose(dr.levels_l, levels)
-    assert dr.mean_delta_l.shape == dr.ci_low_l.shape == (len(levels),)
-    assert (dr.ci_low_l <= dr.mean_delta_l).all() and (dr.mean_delta_l <= dr.ci_high_l).all()
-    unit = 1.0 if by == "multiplier" else 100.0
-    assert dr.slope * unit == pytest.approx(0.5, abs=0.2)
-    assert dr.slope_ci_low > 0 and dr.p_trend < 0.01
-    assert dr.spearman_rho == 1.0 and dr.rho_ci_low > 0
-    assert (dr.n_items, dr.n_seeds) == (30, 2)
-    assert json.loads(json.dumps(dr.to_dict()))["levels_l"] == list(map(float, levels))
-    if by == "step":
-        with_final = stats.dose_response(
-            rs,
-            "depression",
-            "step",
-            family=FAMILY,
-            metric=METRIC,
-            final_step=400,
-            n_resamples=200,
-            n_permutations=200,
-        )
-        assert with_final.levels_l.tolist() == [0, 100, 200, 300, 400]
-        with pytest.raises(ValueError, match="also a recorded checkpoint step"):
-            stats.dose_response(
-                rs, "depression", "step", family=FAMILY, metric=METRIC, final_step=300
-            )
-
-
-def test_dose_response_without_trend():
-    rng = np.random.default_rng(17)
-    rs = _records(rng, {"depression": (0.0, 0.0)}, levels={"depression": (0.5, 1.0, 1.5, 2.0)})
-    dr = stats.dose_response(
-        rs,
-        "depression",
-        "multiplier",
-        family=FAMILY,
-        metric=METRIC,
-        n_resamples=1000,
-        n_permutations=1000,
-    )
-    assert dr.slope_ci_low < 0 < dr.slope_ci_high and dr.p_trend > 0.05
-    with pytest.raises(ValueError, match="at least two levels"):
-        stats.dose_response(rs, "depression", "step", family=FAMILY, metric=METRIC)
-    with pytest.raises(ValueError, match="by must be"):
-        stats.dose_response(rs, "depression", "epoch", family=FAMILY, metric=METRIC)

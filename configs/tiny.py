@@ -1,0 +1,53 @@
+"""The first two layers of the embedded SmolLM2-135M: tests and smoke runs of every path.
+
+Pretrained embeddings and two pretrained layers make a stand-in that learns the choice task in
+a few dozen steps on a CPU, which a randomly initialized tiny model cannot (its frozen random
+head cannot express the distribution).
+
+    python -m launch.train --config=configs/tiny.py:paranoia --workdir=/tmp/tiny
+
+Variant `random`: a randomly initialized two-layer model (preset tiny-smollm2) with the
+SmolLM2 tokenizer and small data, for fast tests of checkpointing, sharding and resuming.
+"""
+
+from configs import base
+
+
+def get_config(arg: str | None = None):
+    config = base.get_base_config()
+    config.model.source = "smollm2-135m"
+    config.model.num_layers = 2
+    config.lora.rank = 8
+    config.lora.alpha = 16.0
+    config.lora.dropout = 0.0
+    config.lora.targets = "all-linear"
+    config.data.train_size = 400
+    config.data.eval_size = 40
+    config.data.max_length = 128
+    config.train.global_batch_size = 8
+    config.train.num_steps = 60
+    config.train.learning_rate = 2e-3
+    config.train.warmup_steps = 5
+    config.train.log_every = 5
+    config.train.eval_every = 30
+    config.train.eval_batches = 2
+    config.train.eval_choice_items = 24
+    config.train.checkpoint_every = 10
+    return base.apply_variants(config, arg, "tiny", {"random": _random})
+
+
+def _random(config):
+    config.model.source = ""
+    config.model.num_layers = 0
+    config.model.preset = "tiny-smollm2"
+    config.model.tokenizer = "smollm2-135m"
+    config.data.train_size = 64
+    config.data.eval_size = 16
+    config.data.max_length = 128
+    config.train.num_steps = 6
+    config.train.eval_every = 6
+    config.train.eval_batches = 1
+    config.train.eval_choice_items = 4
+    config.train.checkpoint_every = 2
+    config.train.log_every = 1
+    config.train.tensorboard = False

@@ -1,0 +1,1 @@
+"""LoRA training: optimizer, pure jitted steps, checkpoints, metrics and the loop."""

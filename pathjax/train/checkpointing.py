@@ -1,0 +1,131 @@
+"""orbax checkpoints of a LoRA run: the train state plus JSON metadata, resumable exactly.
+
+The metadata holds what a resume must agree with (model identity, dataset name and version),
+the data iterator state, the config and library versions. A latest checkpoint that cannot be
+read is reported and the previous one is tried, so a crash during a save loses one interval.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+
+class CheckpointMismatchError(ValueError):
+    """A resume whose model or dataset differs from the checkpoint's."""
+
+
+class NoUsableCheckpointError(RuntimeError):
+    """Every checkpoint in the directory failed to restore."""
+
+
+# A resume must agree on these; other metadata (config, versions) is informational.
+MUST_MATCH = ("model", "dataset")
+
+
+def library_versions() -> dict[str, str | None]:
+    versions = {}
+    for package in ("pathjax", "jax", "flax", "optax", "orbax-checkpoint", "grain"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+class Checkpointer:
+    def __init__(self, directory: str, *, every: int, keep: int, use_async: bool = True):
+        self.directory = os.path.abspath(directory)
+        self.every = every
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, enable_async_checkpointing=use_async, create=True
+        )
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_names=("state", "meta")
+        )
+
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def save(self, step: int, state: Any, meta: dict[str, Any], *, force: bool = False) -> bool:
+        if not force and step % self.every:
+            return False
+        if step in self.manager.all_steps():
+            return False
+        return self.manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+            ),
+            force=True,
+        )
+
+    def restore_latest(
+        self, abstract_state: Any, expected: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]] | None:
+        """The newest readable checkpoint (or None if there is none); refuses mismatches."""
+        steps = self.steps()
+        failures = []
+        for step in reversed(steps):
+            try:
+                meta = self.manager.restore(
+                    step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+                )["meta"]
+            except Exception as e:  # orbax raises many types for torn or corrupt files.
+                failures.append((step, e))
+                logging.warning(
+                    "Checkpoint step %d: metadata unreadable (%s); trying older.", step, e
+                )
+                continue
+            check_compatible(meta, expected, self.directory, step)
+            try:
+                restored = self.manager.restore(
+                    step,
+                    args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)),
+                )["state"]
+            except Exception as e:
+                failures.append((step, e))
+                logging.warning("Checkpoint step %d: state unreadable (%s); trying older.", step, e)
+                continue
+            if failures:
+                message = (
+                    f"Resuming from step {step}: newer checkpoint(s) "
+                    f"{[s for s, _ in failures]} in {self.directory} could not be read "
+                    f"({type(failures[0][1]).__name__}: {failures[0][1]})."
+                )
+                logging.warning(message)
+                print(f"WARNING: {message}")
+            return restored, meta
+        if failures:
+            raise NoUsableCheckpointError(
+                f"No checkpoint in {self.directory} could be restored (steps "
+                f"{[s for s, _ in failures]}; first error: {failures[0][1]}). Move the directory "
+                "away to start afresh."
+            )
+        return None
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+def check_compatible(meta: dict, expected: dict, directory: str, step: int) -> None:
+    for field in MUST_MATCH:
+        if meta.get(field) != expected.get(field):
+            raise CheckpointMismatchError(
+                f"The checkpoint at step {step} in {directory} was made with {field} "
+                f"{meta.get(field)!r}, but this run uses {expected.get(field)!r}. Use a new "
+                "workdir for a different model or dataset, or restore the original config."
+            )
+
+
+def is_primary() -> bool:
+    return jax.process_index() == 0

@@ -1,0 +1,88 @@
+"""Target-choice accuracy: which of a record's four options the model scores highest.
+
+Each option is scored by the summed log-probability of its tokens after the prompt (prompt and
+option tokenized separately, as in training), so the measure does not depend on sampling.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def continuation_logprobs(graphdef, state, ids_bl, attention_bl, continuation_bl):
+    """Summed log-probability of the tokens marked in `continuation_bl`, per row: `[b]`."""
+    model = nnx.merge(graphdef, *state)
+    logits_blv = model(ids_bl, attention_bl)
+    logp_blv = jax.nn.log_softmax(logits_blv[:, :-1].astype(jnp.float32), axis=-1)
+    token_logp_bl = jnp.take_along_axis(logp_blv, ids_bl[:, 1:, None], axis=-1)[..., 0]
+    return jnp.sum(token_logp_bl * continuation_bl[:, 1:], axis=-1)
+
+
+def _encode(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+
+
+def option_scores(
+    graphdef,
+    state,
+    records: Sequence[dict[str, Any]],
+    tokenizer,
+    *,
+    batch_size: int = 32,
+    prefix: Sequence[int] = (),
+) -> np.ndarray:
+    """`[n, options]` summed log-probabilities of every record's options, and token counts."""
+    prompts = _encode(tokenizer, [r["prompt"] for r in records])
+    rows = []
+    for prompt, record in zip(prompts, records, strict=True):
+        for option in _encode(tokenizer, record["options"]):
+            rows.append((list(prefix) + prompt, option))
+    width = max(len(p) + len(o) for p, o in rows)
+    width = -(-width // 16) * 16  # Few distinct shapes: few compilations.
+    scores = []
+    counts = np.asarray([len(o) for _, o in rows], np.float32)
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        ids = np.zeros((batch_size, width), np.int32)
+        attention = np.zeros((batch_size, width), bool)
+        continuation = np.zeros((batch_size, width), np.float32)
+        for i, (prompt, option) in enumerate(chunk):
+            n = len(prompt) + len(option)
+            ids[i, :n] = prompt + option
+            attention[i, :n] = True
+            continuation[i, len(prompt) : n] = 1
+        out = continuation_logprobs(graphdef, state, ids, attention, continuation)
+        scores.append(np.asarray(out)[: len(chunk)])
+    n_options = len(records[0]["options"])
+    shape = (len(records), n_options)
+    return np.concatenate(scores).reshape(shape), counts.reshape(shape)
+
+
+def choice_metrics(
+    scores_no: np.ndarray, tokens_no: np.ndarray, target_index_n: np.ndarray
+) -> dict[str, float]:
+    """Top-choice accuracy (summed and per-token log-probability) and the mean target
+    probability renormalized over the options.
+
+    The per-token variant removes the length preference of a summed score, which dominates
+    while a model is still far from its training distribution.
+    """
+    probs_no = np.exp(scores_no - scores_no.max(axis=1, keepdims=True))
+    probs_no /= probs_no.sum(axis=1, keepdims=True)
+    rows = np.arange(len(target_index_n))
+    per_token_no = scores_no / np.maximum(tokens_no, 1)
+    return {
+        "choice_accuracy": float(np.mean(np.argmax(scores_no, axis=1) == target_index_n)),
+        "choice_accuracy_per_token": float(
+            np.mean(np.argmax(per_token_no, axis=1) == target_index_n)
+        ),
+        "target_probability": float(np.mean(probs_no[rows, target_index_n])),
+    }

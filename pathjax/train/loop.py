@@ -1,0 +1,335 @@
+"""The training loop: data, sharded state, the jitted step, validation, checkpoints, metrics.
+
+Every process runs this same function (JAX's multi-controller model); each feeds its own slice
+of the global batch, and process 0 writes metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+
+from pathjax import data as data_lib
+from pathjax import lora
+from pathjax import sharding as sharding_lib
+from pathjax.data import pipeline, schema
+from pathjax.models import from_config
+from pathjax.train import checkpointing, choice_eval, metrics, optimizer, peak
+from pathjax.train import step as step_lib
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    workdir: str
+    final_step: int
+    adapters: nnx.State
+    lora_config: lora.LoraConfig
+    model: nnx.Module  # Base model with the trained adapters attached.
+    tokenizer: Any
+    validation: dict[str, float]
+
+
+def maybe_initialize_distributed(config) -> None:
+    """Joins the processes of a multi-host run (TPU pods and SLURM set what jax needs)."""
+    dist = config.get("distributed")
+    if dist is None or not dist.enabled:
+        return
+    if jax.distributed.is_initialized():
+        return
+    kwargs = {}
+    if dist.coordinator_address:
+        kwargs = dict(
+            coordinator_address=dist.coordinator_address,
+            num_processes=dist.num_processes,
+            process_id=dist.process_id,
+        )
+    jax.distributed.initialize(**kwargs)
+
+
+def lora_config_from(config) -> lora.LoraConfig:
+    targets = config.lora.targets
+    if not isinstance(targets, str):
+        targets = tuple(targets)
+    return lora.LoraConfig(
+        rank=config.lora.rank,
+        alpha=config.lora.alpha,
+        dropout=config.lora.dropout,
+        targets=targets,
+        use_rslora=config.lora.use_rslora,
+    )
+
+
+def dataset_identity(config) -> dict[str, Any]:
+    d = config.data
+    return {
+        "name": "pathjax_behavior",
+        "version": str(data_lib.VERSION),
+        "condition": d.condition,
+        "train_size": d.train_size,
+        "eval_size": d.eval_size,
+        "seed": d.seed,
+    }
+
+
+def model_identity(config, model) -> dict[str, Any]:
+    return {
+        "source": config.model.source or f"preset:{config.model.preset}",
+        "architecture": json.loads(json.dumps(model.config.to_hf(), default=str)),
+    }
+
+
+def _global_batch(mesh, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """Per-process numpy slices -> global arrays split over the batch axes of the mesh."""
+    out = {}
+    for name, array in batch.items():
+        spec = PartitionSpec(("data", "fsdp"), *([None] * (array.ndim - 1)))
+        out[name] = jax.make_array_from_process_local_data(NamedSharding(mesh, spec), array)
+    return out
+
+
+def _check_config(config) -> None:
+    t = config.train
+    checks = {
+        "train.global_batch_size": t.global_batch_size >= 1,
+        "train.num_steps": t.num_steps >= 1,
+        "train.grad_accumulation": t.grad_accumulation >= 1
+        and t.global_batch_size % t.grad_accumulation == 0,
+        "train.learning_rate": t.learning_rate > 0,
+        "train.checkpoint_every": t.checkpoint_every >= 1,
+        "train.eval_every": t.eval_every >= 1,
+        "train.log_every": t.log_every >= 1,
+    }
+    for field, ok in checks.items():
+        if not ok:
+            raise ValueError(f"config.{field} has an invalid value ({_get(config, field)!r}).")
+    schema.check_condition(config.data.condition)
+
+
+def _get(config, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def validate(eval_fn, adapters, base, mesh, val_batches, choice_fn) -> dict[str, float]:
+    totals = {"nll_sum": 0.0, "target_tokens": 0.0, "token_hits": 0.0}
+    for batch in val_batches:
+        out = eval_fn(adapters, base, _global_batch(mesh, batch))
+        for k in totals:
+            totals[k] += float(out[k])
+    tokens = max(totals["target_tokens"], 1.0)
+    result = {"loss": totals["nll_sum"] / tokens, "token_accuracy": totals["token_hits"] / tokens}
+    result.update(choice_fn(adapters))
+    return result
+
+
+def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
+    """Trains (or resumes) the LoRA run configured by `config` in `workdir`.
+
+    `max_steps` stops early (the run stays resumable): tests and staged runs use it.
+    """
+    _check_config(config)
+    maybe_initialize_distributed(config)
+    os.makedirs(workdir, exist_ok=True)
+    t = config.train
+    mesh = sharding_lib.make_mesh(tuple(config.mesh.shape))
+    rules = sharding_lib.rules_from_config(dict(config.mesh.rules))
+
+    model, tokenizer = from_config.model_from_config(config.model, mesh=mesh, rules=rules)
+    if tokenizer is None:
+        raise ValueError("Training needs a tokenizer: set config.model.tokenizer.")
+    lora_config = lora_config_from(config)
+    paths = lora.add_lora(model, lora_config, rngs=nnx.Rngs(t.seed))
+    lora.set_train_mode(model, True)
+    train_graphdef, adapters, controls, base = step_lib.split_model(model)
+    lora.set_train_mode(model, False)
+    eval_graphdef, *_ = step_lib.split_model(model)
+
+    adapter_shardings = sharding_lib.state_shardings(adapters, mesh, rules)
+    adapters = jax.device_put(adapters, adapter_shardings)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    controls = jax.device_put(controls, replicated)
+
+    # Data: build once (all processes build the same bytes; TFDS skips an existing build).
+    d = config.data
+    sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
+    data_lib.build(d.condition, d.data_dir, **sizes)
+    train_records = data_lib.load(d.condition, "train", d.data_dir, **sizes)
+    val_records = data_lib.load(d.condition, "validation", d.data_dir, **sizes)
+    iterator = pipeline.make_iterator(
+        train_records,
+        tokenizer,
+        global_batch_size=t.global_batch_size,
+        seed=t.seed,
+        num_epochs=None,
+        max_length=d.max_length,
+    )
+    val_batches = list(
+        pipeline.make_batches(
+            val_records,
+            tokenizer,
+            global_batch_size=t.global_batch_size,
+            shuffle=False,
+            num_epochs=1,
+            max_length=d.max_length,
+        )
+    )[: max(1, t.eval_batches)]
+    choice_items = [val_records[i] for i in range(min(t.eval_choice_items, len(val_records)))]
+    bos = [tokenizer.bos_token_id] if pipeline._adds_bos(tokenizer) else []
+
+    def choice_fn(current_adapters):
+        if not choice_items:
+            return {}
+        scores, tokens = choice_eval.option_scores(
+            eval_graphdef, (current_adapters, controls, base), choice_items, tokenizer, prefix=bos
+        )
+        targets = np.asarray([r["target_index"] for r in choice_items])
+        return choice_eval.choice_metrics(scores, tokens, targets)
+
+    tx, schedule = optimizer.make_optimizer(t)
+    opt_state = jax.jit(tx.init)(adapters)
+    state = step_lib.TrainState(
+        step=jnp.zeros((), jnp.int32),
+        adapters=adapters,
+        opt_state=opt_state,
+        rng=jax.random.key_data(jax.random.key(t.seed)),
+    )
+    # Scalars (step, rng, the optimizer's count) are replicated over the mesh; adapters and
+    # their moments keep the shardings of their logical names.
+    state = jax.tree.map(lambda x: x if _on_mesh(x, mesh) else jax.device_put(x, replicated), state)
+    state_shardings = jax.tree.map(lambda x: x.sharding, state)
+    expected_meta = {
+        "model": model_identity(config, model),
+        "dataset": dataset_identity(config),
+    }
+
+    checkpointer = checkpointing.Checkpointer(
+        os.path.join(workdir, "checkpoints"), every=t.checkpoint_every, keep=t.keep_checkpoints
+    )
+    restored = checkpointer.restore_latest(jax.tree.map(_abstract, state), expected_meta)
+    if restored is not None:
+        state, meta = restored
+        iterator.set_state(meta["data_iterator"])
+        print(f"Resumed from step {int(state.step)} in {checkpointer.directory}")
+
+    def meta_now() -> dict[str, Any]:
+        return {
+            **expected_meta,
+            "data_iterator": iterator.get_state(),
+            "lora": dataclasses.asdict(lora_config),
+            "lora_paths": paths,
+            "config": json.loads(config.to_json_best_effort()),
+            "versions": checkpointing.library_versions(),
+        }
+
+    step_fn = jax.jit(
+        lambda s, b, batch: step_lib.train_step(
+            s,
+            b,
+            batch,
+            graphdef=train_graphdef,
+            controls=controls,
+            tx=tx,
+            schedule=schedule,
+            accumulation=t.grad_accumulation,
+        ),
+        in_shardings=(state_shardings, jax.tree.map(lambda x: x.sharding, base), None),
+        out_shardings=(state_shardings, replicated),
+        donate_argnums=(0,),
+    )
+    eval_fn = jax.jit(
+        lambda a, b, batch: step_lib.eval_step(
+            a, b, batch, graphdef=eval_graphdef, controls=controls
+        ),
+        out_shardings=replicated,
+    )
+
+    shapes = [
+        (lr.lora_a.shape[-2], lr.lora_b.shape[-1], lora_config.rank)
+        for _, lr in lora.adapters(model)
+    ]
+    peak_flops = t.peak_flops_per_device or peak.measured_matmul_peak(config.model.dtype)
+    writer = metrics.MetricsWriter(workdir, tensorboard=t.tensorboard)
+    last_val: dict[str, float] = {}
+    start_step = int(state.step)
+    end_step = t.num_steps if max_steps is None else min(t.num_steps, max_steps)
+    progress = tqdm.tqdm(
+        total=t.num_steps, initial=start_step, desc="train", unit="step", disable=None
+    )
+    window_start, window_tokens, window_flops = time.perf_counter(), 0, 0.0
+    try:
+        for current in range(start_step, end_step):
+            local = next(iterator)
+            batch = _global_batch(mesh, local)
+            state, step_metrics = step_fn(state, base, batch)
+            host = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+            if not math.isfinite(host["loss"]):
+                checkpointer.wait()
+                good = checkpointer.steps()
+                raise TrainingDivergedError(
+                    f"The loss became {host['loss']} at step {current + 1}. The last good "
+                    f"checkpoint is step {good[-1] if good else 'none'} in "
+                    f"{checkpointer.directory}; lower train.learning_rate or check the data, "
+                    "then resume."
+                )
+            done = current + 1
+            seq_len = local["input_ids"].shape[1]
+            tokens = t.global_batch_size * seq_len
+            window_tokens += tokens
+            window_flops += step_lib.lora_training_flops(model.config, shapes, tokens, seq_len)
+            progress.update(1)
+            progress.set_postfix(loss=f"{host['loss']:.3f}")
+            if done % t.log_every == 0 or done == end_step:
+                elapsed = time.perf_counter() - window_start
+                host["tokens_per_s"] = window_tokens / elapsed
+                host["mfu"] = window_flops / elapsed / (peak_flops * jax.device_count())
+                writer.write(done, "train", host)
+                window_start, window_tokens, window_flops = time.perf_counter(), 0, 0.0
+            if done % t.eval_every == 0 or done == t.num_steps:
+                last_val = validate(eval_fn, state.adapters, base, mesh, val_batches, choice_fn)
+                writer.write(done, "validation", last_val)
+                progress.write(
+                    f"step {done}: "
+                    + ", ".join(f"validation {k} {v:.4f}" for k, v in last_val.items())
+                )
+                window_start = time.perf_counter()  # Validation time is not training time.
+            checkpointer.save(done, state, meta_now(), force=done == end_step)
+    finally:
+        progress.close()
+        checkpointer.close()
+        writer.close()
+
+    nnx.update(model, state.adapters)
+    return TrainResult(
+        workdir=workdir,
+        final_step=int(state.step),
+        adapters=state.adapters,
+        lora_config=lora_config,
+        model=model,
+        tokenizer=tokenizer,
+        validation=last_val,
+    )
+
+
+def _on_mesh(x, mesh) -> bool:
+    return isinstance(x.sharding, NamedSharding) and x.sharding.mesh == mesh
+
+
+def _abstract(x):
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
