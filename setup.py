@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "absl-py>=2.5.1",
     "ml_collections>=1.1.0",
     "tqdm",
+    "tensorboardX",  # TensorBoard event files without TensorFlow.
     "matplotlib",
     "scipy",
 ]

@@ -35,8 +35,13 @@ def make_mesh(
     shape: Sequence[int] = (1, -1, 1), devices: Sequence[jax.Device] | None = None
 ) -> Mesh:
     """A `(data, fsdp, tensor)` mesh; one size may be -1 (= the remaining devices)."""
-    devices = list(devices if devices is not None else jax.devices())
     sizes = list(shape)
+    if devices is None:
+        devices = jax.devices()
+        if -1 not in sizes and int(np.prod(sizes)) < len(devices) and jax.process_count() == 1:
+            # A smaller mesh on one host (e.g. (1, 1, 1) for a single-device reference run).
+            devices = devices[: int(np.prod(sizes))]
+    devices = list(devices)
     if len(sizes) != len(MESH_AXES):
         raise ValueError(f"Mesh shape {tuple(shape)} needs one size per axis {MESH_AXES}.")
     if sizes.count(-1) > 1:

@@ -62,9 +62,17 @@ def abstract_model(family: ModuleType, config: Any, *, dtype=jnp.float32) -> nnx
 
 
 def init_model(config: Any, *, seed: int = 0, dtype=jnp.float32) -> nnx.Module:
-    """A randomly initialized model (tests, benchmarks, training from scratch)."""
+    """A randomly initialized model (tests, benchmarks, training from scratch).
+
+    Initialized under one jit: eagerly, every parameter's initializer would compile alone.
+    """
     family = family_of(config)
-    return family.Model(config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype)
+
+    @nnx.jit
+    def create():
+        return family.Model(config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype)
+
+    return create()
 
 
 def count_params(model: nnx.Module) -> int:
