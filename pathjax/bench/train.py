@@ -1,0 +1,294 @@
+"""LoRA training-step throughput: pathjax (jitted) and transformers + PEFT (torch), one run.
+
+Both sides train the same architecture (a preset, random weights: speed does not depend on the
+values) with the same LoRA configuration, batch, sequence length and loss: the mean
+cross-entropy of the next-token predictions under a loss mask that covers the second half of
+each row (a prompt/target split, as in fine-tuning). Each side runs AdamW over the adapters only,
+with global-norm clipping. Base weights and compute are in the measured precision; adapters and
+optimizer state stay float32 on both sides. Times are medians of repeats after warm-up
+(compilation excluded for JAX, one untimed step at least for torch).
+
+MFU is reported against the matmul peak that `peak.measured_matmul_peak` measures with JAX in
+the same process, for both sides: one ceiling per precision, so the sides compare on one scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from pathjax import lora
+from pathjax.bench import forward
+from pathjax.models import presets, registry
+from pathjax.train import optimizer, peak
+from pathjax.train import step as step_lib
+
+PATHJAX = "pathjax"
+REFERENCE = "transformers+peft"
+# The learning rate only has to be nonzero: a zero update could let either side skip work.
+LEARNING_RATE = 1e-4
+
+
+@dataclasses.dataclass
+class TrainMeasurement(forward.Measurement):
+    mfu: float  # Achieved FLOP/s over the measured matmul peak of this precision.
+
+
+def _train_config(num_steps: int) -> ml_collections.ConfigDict:
+    """The fields `optimizer.make_optimizer` reads; constant after a one-step warmup."""
+    return ml_collections.ConfigDict(
+        dict(
+            num_steps=num_steps,
+            warmup_steps=1,
+            learning_rate=LEARNING_RATE,
+            final_lr_fraction=1.0,
+            weight_decay=0.0,
+            b1=0.9,
+            b2=0.999,
+            max_grad_norm=1.0,
+        )
+    )
+
+
+def make_batch(vocab_size: int, batch: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random tokens; the loss counts the predictions of the second half of each row."""
+    rng = np.random.RandomState(seed)
+    input_ids_bl = rng.randint(0, vocab_size, (batch, seq_len)).astype(np.int32)
+    loss_mask_bl = np.zeros((batch, seq_len), np.int32)
+    loss_mask_bl[:, seq_len // 2 :] = 1
+    return {
+        "input_ids": input_ids_bl,
+        "attention_mask": np.ones((batch, seq_len), np.int32),
+        "loss_mask": loss_mask_bl,
+    }
+
+
+def adapter_shapes(config, lora_config: lora.LoraConfig) -> list[tuple[int, int, int]]:
+    """`(in, out, rank)` of every adapter `lora_config` adds to this architecture."""
+    model = registry.abstract_model(registry.family_of(config), config)
+    modules = dict(lora.linear_modules(model))
+    return [
+        (modules[p].in_features, modules[p].out_features, lora_config.rank)
+        for p in lora.target_paths(model, lora_config.targets)
+    ]
+
+
+def measure_pathjax(
+    config,
+    batch: dict[str, np.ndarray],
+    dtype: str,
+    lora_config: lora.LoraConfig,
+    repeats: int,
+    warmup: int,
+) -> list[float]:
+    model = registry.init_model(config, dtype=jnp.dtype(dtype))
+    lora.add_lora(model, lora_config, rngs=nnx.Rngs(0))
+    lora.set_train_mode(model, True)
+    graphdef, adapters, controls, base = step_lib.split_model(model)
+    del model  # The split states hold the weights; the module would only pin a second view.
+    # The compile step and the warm-up steps count towards the schedule too.
+    tx, schedule = optimizer.make_optimizer(_train_config(1 + warmup + repeats))
+    state = step_lib.TrainState(
+        step=jnp.zeros((), jnp.int32),
+        adapters=adapters,
+        opt_state=jax.jit(tx.init)(adapters),
+        rng=jax.random.key_data(jax.random.key(0)),
+    )
+    step_fn = jax.jit(
+        lambda s, b, batch: step_lib.train_step(
+            s, b, batch, graphdef=graphdef, controls=controls, tx=tx, schedule=schedule
+        ),
+        donate_argnums=(0,),  # As in training: the adapters and moments update in place.
+    )
+    batch = {k: jnp.asarray(v) for k, v in batch.items()}
+    holder = {"state": state}
+
+    def one_step():
+        # Donation invalidates the old state, so each step feeds on the previous one's output.
+        holder["state"], metrics = step_fn(holder["state"], base, batch)
+        jax.block_until_ready((holder["state"], metrics))
+
+    one_step()  # Compilation, not timed.
+    return forward._time(one_step, repeats, warmup, f"{PATHJAX} {dtype}")
+
+
+def measure_reference(
+    hf_config: dict,
+    batch: dict[str, np.ndarray],
+    dtype: str,
+    lora_config: lora.LoraConfig,
+    repeats: int,
+    warmup: int,
+) -> tuple[list[float], dict[str, str]]:
+    """Times a transformers + PEFT step; also returns the dtypes torch actually ran in."""
+    import peft
+    import torch
+    import transformers
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    config = transformers.AutoConfig.for_model(**hf_config)
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+    targets = lora_config.targets
+    peft_config = peft.LoraConfig(
+        r=lora_config.rank,
+        lora_alpha=lora_config.alpha,
+        lora_dropout=lora_config.dropout,
+        use_rslora=lora_config.use_rslora,
+        # None: PEFT's per-family defaults (q_proj, v_proj for llama), which "default" mirrors.
+        target_modules=None if targets == "default" else targets,
+        task_type="CAUSAL_LM",
+    )
+    # autocast_adapter_dtype (PEFT's default) keeps the adapters float32 on a bfloat16 base and
+    # casts their input up: the precision split pathjax uses for its trainable state.
+    model = peft.get_peft_model(model, peft_config, autocast_adapter_dtype=True)
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(
+        trainable, lr=LEARNING_RATE, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0
+    )
+    ids = torch.tensor(batch["input_ids"], dtype=torch.long)
+    attention_mask = torch.tensor(batch["attention_mask"], dtype=torch.long)
+    mask = torch.tensor(batch["loss_mask"][:, 1:], dtype=torch.float32)
+
+    def one_step():
+        logits_blv = model(input_ids=ids, attention_mask=attention_mask).logits
+        # As pathjax's target_nll: float32 log-probabilities of the masked next tokens.
+        nll_bl = torch.nn.functional.cross_entropy(
+            logits_blv[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none"
+        )
+        loss = (nll_bl * mask).sum() / mask.sum().clamp(min=1.0)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    precision = {
+        "base": str(next(p for p in model.parameters() if not p.requires_grad).dtype),
+        "adapters": str(trainable[0].dtype),
+    }
+    times = forward._time(one_step, repeats, max(warmup, 1), f"{REFERENCE} {dtype}")
+    return times, precision
+
+
+def _with_mfu(m: forward.Measurement, peak_flops: float) -> TrainMeasurement:
+    return TrainMeasurement(**dataclasses.asdict(m), mfu=m.gflops_per_s * 1e9 / peak_flops)
+
+
+def run(
+    preset: str = "smollm2-135m",
+    batch: int = 8,
+    seq_len: int = 256,
+    dtypes: Sequence[str] = ("float32", "bfloat16"),
+    rank: int = 8,
+    targets: str | tuple[str, ...] = "default",
+    repeats: int = 5,
+    warmup: int = 1,
+    with_reference: bool = True,
+) -> dict:
+    """Measures both sides in each precision; the report is JSON-ready."""
+    config = presets.preset_config(preset)
+    lora_config = lora.LoraConfig(rank=rank, targets=targets)
+    data = make_batch(config.vocab_size, batch, seq_len)
+    flops = step_lib.lora_training_flops(
+        config, adapter_shapes(config, lora_config), batch * seq_len, seq_len
+    )
+    results, peaks, reference_precision = [], {}, {}
+    for dtype in dtypes:
+        # Measured before the models exist, so their memory does not disturb it.
+        peaks[dtype] = peak.measured_matmul_peak(dtype)
+        times = measure_pathjax(config, data, dtype, lora_config, repeats, warmup)
+        m = forward._measurement(PATHJAX, dtype, batch, seq_len, times, flops)
+        results.append(_with_mfu(m, peaks[dtype]))
+        if with_reference:
+            times, reference_precision[dtype] = measure_reference(
+                presets.PRESETS[preset], data, dtype, lora_config, repeats, warmup
+            )
+            m = forward._measurement(REFERENCE, dtype, batch, seq_len, times, flops)
+            results.append(_with_mfu(m, peaks[dtype]))
+
+    def find(side: str, dtype: str) -> TrainMeasurement | None:
+        return next((r for r in results if r.side == side and r.dtype == dtype), None)
+
+    ratios = {}
+    for dtype in dtypes:
+        ours, theirs = find(PATHJAX, dtype), find(REFERENCE, dtype)
+        if ours and theirs:
+            ratios[dtype] = ours.tokens_per_s / theirs.tokens_per_s
+    # Each side at its own fastest precision: what a user of either would pick.
+    best = {}
+    for side in (PATHJAX, REFERENCE):
+        mine = [r for r in results if r.side == side]
+        if mine:
+            fastest = max(mine, key=lambda r: r.tokens_per_s)
+            best[side] = {"dtype": fastest.dtype, "tokens_per_s": fastest.tokens_per_s}
+    if len(best) == 2:
+        best["ratio"] = best[PATHJAX]["tokens_per_s"] / best[REFERENCE]["tokens_per_s"]
+
+    machine = forward.machine_info()
+    for package in ("optax", "peft"):
+        machine["versions"][package] = _version(package)
+    return {
+        "workload": "train",
+        "preset": preset,
+        "lora": dataclasses.asdict(lora_config),
+        "loss_tokens_per_row": seq_len - seq_len // 2,
+        "flops_per_step": flops,
+        "peak_flops_per_s": peaks,
+        "results": [dataclasses.asdict(r) for r in results],
+        "speedup_vs_reference": ratios,
+        "best_precision": best,
+        "reference_precision": reference_precision,
+        "machine": machine,
+    }
+
+
+def _version(package: str) -> str | None:
+    import importlib.metadata as md
+
+    try:
+        return md.version(package)
+    except md.PackageNotFoundError:
+        return None
+
+
+def format_table(report: dict) -> str:
+    lora_config = report["lora"]
+    lines = [
+        f"LoRA training step, {report['preset']}, rank {lora_config['rank']}, targets "
+        f"{lora_config['targets']!r} ({report['flops_per_step'] / 1e9:.1f} GFLOP per step)",
+        "| side | dtype | batch x seq | median s | tokens/s | GFLOP/s | MFU |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['side']} | {r['dtype']} | {r['batch']} x {r['seq_len']} | {r['median_s']:.3f} "
+            f"| {r['tokens_per_s']:.0f} | {r['gflops_per_s']:.1f} | {100 * r['mfu']:.1f}% |"
+        )
+    for dtype, flops in report["peak_flops_per_s"].items():
+        lines.append(f"measured matmul peak ({dtype}): {flops / 1e9:.1f} GFLOP/s")
+    for dtype, ratio in report["speedup_vs_reference"].items():
+        lines.append(f"pathjax / {REFERENCE} ({dtype}): {ratio:.2f}x")
+    best = report["best_precision"]
+    for side in (PATHJAX, REFERENCE):
+        if side in best:
+            lines.append(
+                f"best precision, {side}: {best[side]['dtype']} "
+                f"({best[side]['tokens_per_s']:.0f} tokens/s)"
+            )
+    if "ratio" in best:
+        lines.append(f"pathjax / {REFERENCE}, each at its best precision: {best['ratio']:.2f}x")
+    for dtype, precision in report["reference_precision"].items():
+        lines.append(
+            f"{REFERENCE} {dtype}: base weights {precision['base']}, "
+            f"adapters {precision['adapters']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,26 @@
+"""The LoRA training benchmark runs both sides end to end and reports sane numbers."""
+
+from pathjax.bench import train
+
+
+def test_benchmark_runs_both_sides_and_reports_ratios_and_mfu():
+    report = train.run(
+        preset="tiny-llama", batch=2, seq_len=16, dtypes=("float32",), repeats=1, warmup=0
+    )
+    sides = {(r["side"], r["dtype"]) for r in report["results"]}
+    assert sides == {(train.PATHJAX, "float32"), (train.REFERENCE, "float32")}
+    for r in report["results"]:
+        assert r["tokens_per_s"] > 0
+        assert r["gflops_per_s"] > 0
+        assert 0 < r["mfu"] < 1.5
+    assert report["peak_flops_per_s"]["float32"] > 0
+    assert report["speedup_vs_reference"]["float32"] > 0
+    assert report["best_precision"]["ratio"] > 0
+    # PEFT keeps float32 adapters; here the base is float32 too.
+    assert report["reference_precision"]["float32"] == {
+        "base": "torch.float32",
+        "adapters": "torch.float32",
+    }
+    table = train.format_table(report)
+    assert f"pathjax / {train.REFERENCE} (float32)" in table
+    assert "MFU" in table
