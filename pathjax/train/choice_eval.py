@@ -7,22 +7,24 @@ option tokenized separately, as in training), so the measure does not depend on 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
 def continuation_logprobs(graphdef, state, ids_bl, attention_bl, continuation_bl):
     """Summed log-probability of the tokens marked in `continuation_bl`, per row: `[b]`."""
     model = nnx.merge(graphdef, *state)
-    logits_blv = model(ids_bl, attention_bl)
-    logp_blv = jax.nn.log_softmax(logits_blv[:, :-1].astype(jnp.float32), axis=-1)
-    token_logp_bl = jnp.take_along_axis(logp_blv, ids_bl[:, 1:, None], axis=-1)[..., 0]
+    logits_blv = model(ids_bl, attention_bl)[:, :-1].astype(jnp.float32)
+    # logit - logsumexp: no second vocabulary-sized tensor, as a full log_softmax would make.
+    token_logit_bl = jnp.take_along_axis(logits_blv, ids_bl[:, 1:, None], axis=-1)[..., 0]
+    token_logp_bl = token_logit_bl - jax.nn.logsumexp(logits_blv, axis=-1)
     return jnp.sum(token_logp_bl * continuation_bl[:, 1:], axis=-1)
 
 
@@ -36,9 +38,10 @@ def option_scores(
     records: Sequence[dict[str, Any]],
     tokenizer,
     *,
-    batch_size: int = 32,
+    batch_size: int = 8,
     prefix: Sequence[int] = (),
-) -> np.ndarray:
+    place: Callable[[dict[str, np.ndarray]], dict[str, jax.Array]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """`[n, options]` summed log-probabilities of every record's options, and token counts."""
     prompts = _encode(tokenizer, [r["prompt"] for r in records])
     rows = []
@@ -59,7 +62,14 @@ def option_scores(
             ids[i, :n] = prompt + option
             attention[i, :n] = True
             continuation[i, len(prompt) : n] = 1
-        out = continuation_logprobs(graphdef, state, ids, attention, continuation)
+        arrays = {"ids": ids, "attention": attention, "continuation": continuation}
+        if place is not None:  # Split the rows over the mesh, as training batches are.
+            arrays = place(arrays)
+        out = continuation_logprobs(
+            graphdef, state, arrays["ids"], arrays["attention"], arrays["continuation"]
+        )
+        if not out.is_fully_addressable:  # Rows split across hosts: gather them everywhere.
+            out = multihost_utils.process_allgather(out, tiled=True)
         scores.append(np.asarray(out)[: len(chunk)])
     n_options = len(records[0]["options"])
     shape = (len(records), n_options)

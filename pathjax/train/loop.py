@@ -18,10 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 from flax import nnx
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 from pathjax import data as data_lib
-from pathjax import lora
+from pathjax import lora, peft_format
 from pathjax import sharding as sharding_lib
 from pathjax.data import pipeline, schema
 from pathjax.models import from_config
@@ -51,6 +52,9 @@ def maybe_initialize_distributed(config) -> None:
         return
     if jax.distributed.is_initialized():
         return
+    # CPU devices need gloo for cross-process collectives (tests, CPU clusters); accelerator
+    # collectives do not read this setting.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     kwargs = {}
     if dist.coordinator_address:
         kwargs = dict(
@@ -166,10 +170,13 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
     replicated = NamedSharding(mesh, PartitionSpec())
     controls = jax.device_put(controls, replicated)
 
-    # Data: build once (all processes build the same bytes; TFDS skips an existing build).
+    # Data: the first process builds (TFDS skips an existing build); the others wait for it.
     d = config.data
     sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
-    data_lib.build(d.condition, d.data_dir, **sizes)
+    if jax.process_index() == 0:
+        data_lib.build(d.condition, d.data_dir, **sizes)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("pathjax data built")
     train_records = data_lib.load(d.condition, "train", d.data_dir, **sizes)
     val_records = data_lib.load(d.condition, "validation", d.data_dir, **sizes)
     iterator = pipeline.make_iterator(
@@ -192,12 +199,20 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
     )[: max(1, t.eval_batches)]
     choice_items = [val_records[i] for i in range(min(t.eval_choice_items, len(val_records)))]
     bos = [tokenizer.bos_token_id] if pipeline._adds_bos(tokenizer) else []
+    batch_ways = mesh.shape["data"] * mesh.shape["fsdp"]
+    choice_batch = batch_ways * max(1, 8 // batch_ways)
 
     def choice_fn(current_adapters):
         if not choice_items:
             return {}
         scores, tokens = choice_eval.option_scores(
-            eval_graphdef, (current_adapters, controls, base), choice_items, tokenizer, prefix=bos
+            eval_graphdef,
+            (current_adapters, controls, base),
+            choice_items,
+            tokenizer,
+            prefix=bos,
+            batch_size=choice_batch,
+            place=lambda arrays: _global_batch(mesh, arrays),
         )
         targets = np.asarray([r["target_index"] for r in choice_items])
         return choice_eval.choice_metrics(scores, tokens, targets)
@@ -315,11 +330,20 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
         checkpointer.close()
         writer.close()
 
-    nnx.update(model, state.adapters)
+    # Every process takes part in the gather; adapters may be split across hosts.
+    adapters_host = multihost_utils.process_allgather(state.adapters, tiled=True)
+    nnx.update(model, adapters_host)
+    if checkpointing.is_primary() and int(state.step) == t.num_steps:
+        peft_format.export_peft(
+            model,
+            lora_config,
+            os.path.join(workdir, "adapter"),
+            base_model=expected_meta["model"]["source"],
+        )
     return TrainResult(
         workdir=workdir,
         final_step=int(state.step),
-        adapters=state.adapters,
+        adapters=adapters_host,
         lora_config=lora_config,
         model=model,
         tokenizer=tokenizer,

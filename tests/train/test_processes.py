@@ -1,0 +1,140 @@
+"""Runs through the real launcher in subprocesses: a SIGKILLed run resumes to the same adapters,
+and two processes joined by jax.distributed train like one."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from pathjax import data as data_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _flags(data_dir, workdir, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "launch.train",
+        "--config=configs/tiny.py:paranoia,random",
+        f"--workdir={workdir}",
+        f"--config.data.data_dir={data_dir}",
+        "--config.train.tensorboard=False",
+        *extra,
+    ]
+
+
+def _env(devices: int):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _adapter(workdir):
+    return load_file(os.path.join(workdir, "adapter", "adapter_model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    data_lib.build("paranoia", folder, train_size=64, eval_size=16, seed=0)
+    return folder
+
+
+def test_sigkilled_run_resumes_to_the_same_adapters(data_dir, tmp_path):
+    steps = [
+        "--config.train.num_steps=24",
+        "--config.mesh.shape=(1,1,1)",
+        "--config.train.eval_every=1000",
+    ]
+    # The reference runs the same way (a one-device process): XLA's CPU kernels may round
+    # differently with another device count, and this test wants bit equality.
+    reference = subprocess.run(
+        _flags(data_dir, tmp_path / "reference", *steps),
+        cwd=REPO,
+        env=_env(1),
+        capture_output=True,
+        text=True,
+    )
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    workdir = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _flags(data_dir, workdir, *steps),
+        cwd=REPO,
+        env=_env(1),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while not (workdir / "checkpoints" / "4").exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (workdir / "adapter").exists(), "killed before the end"
+    resumed = subprocess.run(
+        _flags(data_dir, workdir, *steps), cwd=REPO, env=_env(1), capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resumed from step" in resumed.stdout
+    ours, theirs = _adapter(workdir), _adapter(tmp_path / "reference")
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_like_one(data_dir, tmp_path):
+    common = [
+        "--config.train.num_steps=4",
+        "--config.mesh.shape=(1,-1,1)",
+        "--config.train.eval_every=1000",
+    ]
+    single = subprocess.run(
+        _flags(data_dir, tmp_path / "one", *common),
+        cwd=REPO,
+        env=_env(8),
+        capture_output=True,
+        text=True,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            _flags(
+                data_dir,
+                tmp_path / "two",
+                *common,
+                "--config.distributed.enabled=True",
+                f"--config.distributed.coordinator_address=localhost:{port}",
+                "--config.distributed.num_processes=2",
+                f"--config.distributed.process_id={i}",
+            ),
+            cwd=REPO,
+            env=_env(4),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    one, two = _adapter(tmp_path / "one"), _adapter(tmp_path / "two")
+    for key in one:
+        np.testing.assert_allclose(two[key], one[key], rtol=2e-4, atol=2e-6, err_msg=key)
