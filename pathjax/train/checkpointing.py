@@ -109,6 +109,19 @@ class Checkpointer:
             )
         return None
 
+    def restore_step(
+        self, step: int, abstract_state: Any, expected: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """One given step (no fallback): for evaluating checkpoints along training."""
+        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
+            "meta"
+        ]
+        check_compatible(meta, expected, self.directory, step)
+        state = self.manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+        )["state"]
+        return state, meta
+
     def wait(self) -> None:
         self.manager.wait_until_finished()
 

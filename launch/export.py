@@ -1,0 +1,40 @@
+"""Exports a trained run: its adapter in PEFT format, and/or the base model with it merged.
+
+    python -m launch.export --config=configs/smollm2_135m.py:paranoia --workdir=runs/paranoia \
+        --peft_dir=runs/paranoia/peft --merged_dir=runs/paranoia/merged
+
+The PEFT folder loads with `peft.PeftModel.from_pretrained(base, dir)`; the merged folder with
+`transformers.AutoModelForCausalLM.from_pretrained(dir)`.
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from pathjax.train import export  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "The run's config (with :variants).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+_PEFT_DIR = flags.DEFINE_string("peft_dir", None, "Write the adapter here (PEFT format).")
+_MERGED_DIR = flags.DEFINE_string("merged_dir", None, "Write the merged HF model here.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    for line in export.export_run(
+        _CONFIG.value,
+        _WORKDIR.value,
+        step=_STEP.value,
+        peft_dir=_PEFT_DIR.value,
+        merged_dir=_MERGED_DIR.value,
+    ):
+        print(line)
+
+
+if __name__ == "__main__":
+    app.run(main)
