@@ -155,15 +155,7 @@ class Model(nnx.Module):
         self.ln_f = layers.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps, **kw)
 
     def init_cache(self, batch: int, slots: int, dtype=None) -> layers.Cache:
-        cfg = self.config
-        return layers.Cache.empty(
-            batch=batch,
-            slots=slots,
-            num_layers=cfg.num_layers,
-            kv_heads=cfg.num_heads,
-            head_dim=cfg.head_dim,
-            dtype=dtype or self.dtype,
-        )
+        return layers.init_cache(self.config, batch, slots, dtype or self.dtype)
 
     def __call__(
         self,

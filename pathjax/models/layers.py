@@ -281,6 +281,18 @@ class Cache:
         )
 
 
+def init_cache(config, batch: int, slots: int, dtype) -> Cache:
+    """An empty cache sized by a family config (`num_layers`, `num_kv_heads`, `head_dim`)."""
+    return Cache.empty(
+        batch=batch,
+        slots=slots,
+        num_layers=config.num_layers,
+        kv_heads=config.num_kv_heads,
+        head_dim=config.head_dim,
+        dtype=dtype,
+    )
+
+
 def attention_mask(
     *,
     query_slots_t: jax.Array,

@@ -239,15 +239,7 @@ class Model(nnx.Module):
         )
 
     def init_cache(self, batch: int, slots: int, dtype=None) -> layers.Cache:
-        cfg = self.config
-        return layers.Cache.empty(
-            batch=batch,
-            slots=slots,
-            num_layers=cfg.num_layers,
-            kv_heads=cfg.num_kv_heads,
-            head_dim=cfg.head_dim,
-            dtype=dtype or self.dtype,
-        )
+        return layers.init_cache(self.config, batch, slots, dtype or self.dtype)
 
     def __call__(
         self,
