@@ -191,8 +191,7 @@ def test_importing_an_adapter_made_by_peft(tiny, tmp_path):
 
 
 def test_adapter_for_another_base_model_is_refused(tmp_path):
-    small = ref.save_random_model(ref.llama_config(), tmp_path / "small")
-    del small
+    ref.save_random_model(ref.llama_config(), tmp_path / "small")
     model, config = _with_trained_looking_adapters(tmp_path / "small")
     peft_format.export_peft(model, config, str(tmp_path / "adapter"))
     ref.save_random_model(ref.llama_config(hidden_size=64), tmp_path / "wide")

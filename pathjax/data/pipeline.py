@@ -43,7 +43,7 @@ class Tokenized:
         return np.array([len(x) for x in self.ids], dtype=np.int32)
 
 
-def _adds_bos(tokenizer: Any) -> bool:
+def adds_bos(tokenizer: Any) -> bool:
     """Whether the tokenizer puts BOS first in its own encoding (Llama and Gemma do, GPT-2 not)."""
     bos = getattr(tokenizer, "bos_token_id", None)
     ids = tokenizer("a")["input_ids"]
@@ -56,7 +56,7 @@ def tokenize(
     """Tokenizes prompt and target separately; EOS ends every example.
 
     `tokenizer` is a `transformers` fast tokenizer. `add_bos=None` follows the tokenizer's own
-    convention (see `_adds_bos`).
+    convention (see `adds_bos`).
     """
     eos = getattr(tokenizer, "eos_token_id", None)
     if eos is None:
@@ -66,7 +66,7 @@ def tokenize(
             "tokenizer."
         )
     if add_bos is None:
-        add_bos = _adds_bos(tokenizer)
+        add_bos = adds_bos(tokenizer)
     prefix = [tokenizer.bos_token_id] if add_bos else []
     for i, r in enumerate(records):
         if r["prompt"] != r["prompt"].rstrip() or not r["target"].startswith(" "):

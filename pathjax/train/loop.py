@@ -198,7 +198,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
         )
     )[: max(1, t.eval_batches)]
     choice_items = [val_records[i] for i in range(min(t.eval_choice_items, len(val_records)))]
-    bos = [tokenizer.bos_token_id] if pipeline._adds_bos(tokenizer) else []
+    bos = [tokenizer.bos_token_id] if pipeline.adds_bos(tokenizer) else []
     batch_ways = mesh.shape["data"] * mesh.shape["fsdp"]
     choice_batch = batch_ways * max(1, 8 // batch_ways)
 

@@ -30,7 +30,7 @@ def test_prompt_and_target_tokens_concatenate_to_the_text(records, tokenizer):
 
 def test_loss_mask_covers_exactly_the_target_and_eos(records, tokenizer):
     data = pipeline.tokenize(records, tokenizer)
-    bos = [tokenizer.bos_token_id] if pipeline._adds_bos(tokenizer) else []
+    bos = [tokenizer.bos_token_id] if pipeline.adds_bos(tokenizer) else []
     for r, ids, start in zip(records, data.ids, data.target_starts, strict=True):
         prompt, target = _ids(tokenizer, r["prompt"]), _ids(tokenizer, r["target"])
         assert list(ids[:start]) == bos + prompt
