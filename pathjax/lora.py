@@ -224,6 +224,14 @@ def set_train_mode(model: nnx.Module, train: bool) -> None:
 # Merging.
 
 
+def _fold_delta(module: layers.Linear, multiplier: float) -> None:
+    """`kernel += multiplier * scale * A @ B`, in float32."""
+    lora = module.lora
+    delta = lora.scale * multiplier * (lora.lora_a[...] @ lora.lora_b[...])
+    kernel = module.kernel[...]
+    module.kernel[...] = (kernel.astype(jnp.float32) + delta).astype(kernel.dtype)
+
+
 def merge(model: nnx.Module, multiplier: float = 1.0) -> None:
     """Folds `multiplier * scale * A @ B` into each base kernel and removes the adapters."""
     for _, module in linear_modules(model):
@@ -232,9 +240,7 @@ def merge(model: nnx.Module, multiplier: float = 1.0) -> None:
             continue
         if lora.stacked:
             raise ValueError("Merge one adapter at a time: these adapters are stacked.")
-        delta = lora.scale * multiplier * (lora.lora_a[...] @ lora.lora_b[...])
-        kernel = module.kernel[...]
-        module.kernel[...] = (kernel.astype(jnp.float32) + delta).astype(kernel.dtype)
+        _fold_delta(module, multiplier)
         module.lora = None
 
 
@@ -246,6 +252,4 @@ def unmerge(model: nnx.Module, adapter_state: nnx.State, config: LoraConfig, mul
         lora = module.lora
         if lora is None:
             continue
-        delta = lora.scale * multiplier * (lora.lora_a[...] @ lora.lora_b[...])
-        kernel = module.kernel[...]
-        module.kernel[...] = (kernel.astype(jnp.float32) - delta).astype(kernel.dtype)
+        _fold_delta(module, -multiplier)

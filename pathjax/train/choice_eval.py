@@ -16,15 +16,14 @@ import numpy as np
 from flax import nnx
 from jax.experimental import multihost_utils
 
+from pathjax.train import step
+
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
 def continuation_logprobs(graphdef, state, ids_bl, attention_bl, continuation_bl):
     """Summed log-probability of the tokens marked in `continuation_bl`, per row: `[b]`."""
     model = nnx.merge(graphdef, *state)
-    logits_blv = model(ids_bl, attention_bl)[:, :-1].astype(jnp.float32)
-    # logit - logsumexp: no second vocabulary-sized tensor, as a full log_softmax would make.
-    token_logit_bl = jnp.take_along_axis(logits_blv, ids_bl[:, 1:, None], axis=-1)[..., 0]
-    token_logp_bl = token_logit_bl - jax.nn.logsumexp(logits_blv, axis=-1)
+    token_logp_bl = step.next_token_logprobs(model(ids_bl, attention_bl), ids_bl)
     return jnp.sum(token_logp_bl * continuation_bl[:, 1:], axis=-1)
 
 

@@ -34,11 +34,19 @@ def split_model(model: nnx.Module):
     return nnx.split(model, lora.ADAPTERS, lora.LoRAControl, ...)
 
 
+def next_token_logprobs(logits_blv: jax.Array, ids_bl: jax.Array) -> jax.Array:
+    """`[b, l-1]` float32 log-probability of each token given the ones before it.
+
+    logit - logsumexp: no second vocabulary-sized tensor, as a full log_softmax would make.
+    """
+    logits_blv = logits_blv[:, :-1].astype(jnp.float32)
+    token_logit_bl = jnp.take_along_axis(logits_blv, ids_bl[:, 1:, None], axis=-1)[..., 0]
+    return token_logit_bl - jax.nn.logsumexp(logits_blv, axis=-1)
+
+
 def target_nll(logits_blv: jax.Array, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     """Summed NLL over target tokens and their count (float32)."""
-    logp_blv = jax.nn.log_softmax(logits_blv[:, :-1].astype(jnp.float32), axis=-1)
-    targets_bl = batch["input_ids"][:, 1:]
-    token_logp_bl = jnp.take_along_axis(logp_blv, targets_bl[..., None], axis=-1)[..., 0]
+    token_logp_bl = next_token_logprobs(logits_blv, batch["input_ids"])
     mask_bl = batch["loss_mask"][:, 1:].astype(jnp.float32)
     return -jnp.sum(token_logp_bl * mask_bl), jnp.sum(mask_bl)
 
