@@ -68,6 +68,27 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.train.peak_flops_per_device = 0.0  # 0: measure a matmul (MFU's ceiling).
     config.train.tensorboard = True
 
+    config.eval = ml_collections.ConfigDict()
+    config.eval.suite_version = ""  # Empty: the newest packaged probe suite.
+    config.eval.families = "P1,P2,P3,P4,P5,P6,P7"
+    config.eval.max_logits = 2**25  # Batch budget: rows x positions x vocab fp32 logits.
+    config.eval.vocab_chunk = 2048  # Divergences stream over vocabulary slices this wide.
+    config.eval.limits = ml_collections.ConfigDict()  # Items per family; 0 = the whole family.
+    for name in ("p1_items_per_split", "p2", "p3", "p4", "p5", "p6", "p7"):
+        config.eval.limits[name] = 0
+    config.eval.limits.p6_samples = 0  # 0: the suite's samples per prompt.
+    config.eval.limits.p6_max_new_tokens = 0  # 0: the suite's length.
+    # Dose-response: these families again at the training checkpoints in `dose_steps` and at
+    # the adapter multipliers in `dose_multipliers` (1.0 is the main evaluation).
+    config.eval.dose_families = "P2,P3,P5"
+    config.eval.dose_steps = ()  # Empty: every checkpoint the run kept.
+    config.eval.dose_multipliers = (0.5, 1.5)
+
+    config.experiment = ml_collections.ConfigDict()
+    config.experiment.conditions = ("depression", "paranoia", "control")
+    config.experiment.seeds = (0,)
+    config.experiment.name = ""  # Names the architecture in a cross-architecture summary.
+
     config.generate = ml_collections.ConfigDict()
     config.generate.prompts = (
         "On Saturday morning I finally had some free time, so I",

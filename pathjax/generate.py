@@ -53,14 +53,18 @@ def filter_logits(logits_bv: jax.Array, top_k: int | None, top_p: float | None) 
 
 
 def sample_token(logits_bv: jax.Array, rng: jax.Array, sampling: SamplingConfig) -> jax.Array:
+    """One token per row; `rng` is one key for the batch or a `[b]` array of per-row keys."""
     if sampling.temperature == 0:
         return jnp.argmax(logits_bv, axis=-1).astype(jnp.int32)
     logits_bv = filter_logits(logits_bv / sampling.temperature, sampling.top_k, sampling.top_p)
+    if rng.ndim == 1:
+        draw = jax.vmap(lambda key, logits_v: jax.random.categorical(key, logits_v))
+        return draw(rng, logits_bv).astype(jnp.int32)
     return jax.random.categorical(rng, logits_bv, axis=-1).astype(jnp.int32)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "sampling"))
-def _generate(graphdef, state, prompt_bp, mask_bp, rng, eos_ids, pad_id, *, sampling):
+def _generate(graphdef, state, prompt_bp, mask_bp, rng, row_keys_b, eos_ids, pad_id, *, sampling):
     model = nnx.merge(graphdef, state)
     batch, prompt_len = prompt_bp.shape
     cache = model.init_cache(batch, prompt_len + sampling.max_new_tokens)
@@ -76,7 +80,13 @@ def _generate(graphdef, state, prompt_bp, mask_bp, rng, eos_ids, pad_id, *, samp
 
     def body(carry):
         step, cache, logits_bv, done_b, out_bn = carry
-        token_b = sample_token(logits_bv, jax.random.fold_in(rng, step), sampling)
+        if row_keys_b is None:
+            step_key = jax.random.fold_in(rng, step)
+        else:  # Row r draws from fold_in(rng, row_keys[r]): its stream ignores its batch-mates.
+            step_key = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(rng, k), step))(
+                row_keys_b
+            )
+        token_b = sample_token(logits_bv, step_key, sampling)
         token_b = jnp.where(done_b, pad_id, token_b)
         out_bn = out_bn.at[:, step].set(token_b)
         done_b = done_b | is_eos(token_b)
@@ -111,8 +121,14 @@ def generate(
     rng: jax.Array | None = None,
     eos_ids: int | Sequence[int] | None = None,
     pad_id: int = 0,
+    row_keys: Sequence[int] | np.ndarray | None = None,
 ) -> list[list[int]]:
-    """New tokens for each prompt, up to and including its EOS (if one came)."""
+    """New tokens for each prompt, up to and including its EOS (if one came).
+
+    `row_keys` (one int per prompt) gives each row its own random stream,
+    `fold_in(rng, row_keys[r])`: the same key draws the same sample in any batch, which lets
+    several models sample one prompt with common random numbers.
+    """
     if rng is None:
         if sampling.temperature > 0:
             raise ValueError("Sampling with temperature > 0 needs an explicit rng key.")
@@ -122,7 +138,13 @@ def generate(
     eos = np.asarray([-1] if eos_ids is None else np.atleast_1d(eos_ids), np.int32)
     ids, mask = left_pad(prompts, pad_id)
     graphdef, state = nnx.split(model)
-    out = np.asarray(_generate(graphdef, state, ids, mask, rng, eos, pad_id, sampling=sampling))
+    if row_keys is not None:
+        row_keys = np.asarray(row_keys, np.uint32)
+        if row_keys.shape != (len(prompts),):
+            raise ValueError(f"row_keys needs one key per prompt, got shape {row_keys.shape}.")
+    out = np.asarray(
+        _generate(graphdef, state, ids, mask, rng, row_keys, eos, pad_id, sampling=sampling)
+    )
     results = []
     for row in out:
         hits = np.flatnonzero(np.isin(row, eos))

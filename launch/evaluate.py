@@ -1,0 +1,37 @@
+"""Scores a base model and a list of adapters on the probe suite and writes the report.
+
+python -m launch.evaluate --config=configs/smollm2_135m.py --workdir=runs/eval \
+    --adapters=depression=runs/study/smollm2-135m/runs/depression-seed0 \
+    --adapters=paranoia=runs/paranoia/adapter --adapters=control=runs/control
+
+An adapter is `name=PATH` (a PEFT folder or a finished training workdir) or `name=PATH@STEP`
+(a checkpoint of a training workdir; the run's condition must be the name). Names that are
+conditions (depression, paranoia, control) label the report's rows.
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from pathjax.probes import run  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Base model config (configs/*.py).")
+_ADAPTERS = flags.DEFINE_multi_string("adapters", [], "name=PATH[@STEP], repeatable.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where records and the report go.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.INFO)
+    sources = [run.AdapterSource.parse(text) for text in _ADAPTERS.value]
+    paths = run.evaluate_and_report(_CONFIG.value, sources, _WORKDIR.value)
+    for name, path in paths.items():
+        print(f"{name}: {os.path.abspath(path)}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,46 @@
+"""The main job: the whole study in one command (data, adapters, probes, report); a rerun resumes.
+
+python -m launch.experiment --workdir=runs/study
+python -m launch.experiment --config=configs/gpt2.py --workdir=runs/gpt2-study
+python -m launch.experiment --config=configs/smollm2_135m.py --also=configs/gemma3_270m.py \
+    --workdir=runs/two-architectures
+
+The default config is the embedded SmolLM2-135M (configs/smollm2_135m.py), sized to finish on
+a 2-core CPU; `--config.<field>=value` overrides any field (see configs/base.py).
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from pathjax import experiment  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/smollm2_135m.py", "Model config (with :variants)."
+)
+_ALSO = flags.DEFINE_multi_string(
+    "also", [], "More model configs (file[:variants]): a study per architecture and a summary."
+)
+_WORKDIR = flags.DEFINE_string("workdir", "runs/study", "Where every stage writes its results.")
+
+
+def main(argv):
+    del argv
+    from configs import load
+
+    logging.set_verbosity(logging.INFO)
+    configs = [_CONFIG.value, *(load.config_from_spec(spec) for spec in _ALSO.value)]
+    results = experiment.run_experiment(configs, _WORKDIR.value)
+    for result in results:
+        for name, path in result["paths"].items():
+            print(f"[{result['name']}] {name}: {os.path.abspath(path)}")
+    report = results[0]["paths"].get("report.md")
+    if report:
+        print(f"\nThe report: {os.path.abspath(report)}")
+
+
+if __name__ == "__main__":
+    app.run(main)

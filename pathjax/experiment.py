@@ -1,0 +1,223 @@
+"""The main job: data, the adapters of every condition, the probe suite, the report.
+
+Every stage leaves its result on disk and is skipped when a rerun finds it: datasets (TFDS
+skips a finished build), training runs (a run with its final adapter is done; an interrupted
+one resumes from its last checkpoint), probe scores (per family), and the report, which is
+rewritten from the records each time. With several model configs, each gets its own folder
+and a cross-architecture summary compares their headline numbers.
+
+Layout of `workdir`:
+
+    <arch>/data/                      the behavioral datasets (unless data_dir is absolute)
+    <arch>/runs/<condition>-seed<s>/  training runs (checkpoints, metrics, adapter/)
+    <arch>/eval/records/...           per-family probe records
+    <arch>/report/                    report.json, report.md, figures/, generations.md
+    summary.md                        across architectures (when there are several)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from absl import logging
+
+from pathjax import data as data_lib
+from pathjax.probes import run as run_lib
+from pathjax.train import loop, restore
+
+
+def architecture_name(config) -> str:
+    name = config.experiment.name or config.model.source or config.model.preset
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", os.path.basename(str(name).rstrip("/"))).strip("-")
+
+
+def _run_config(config, condition: str, seed: int, data_dir: str):
+    run_config = config.copy_and_resolve_references()
+    run_config.data.condition = condition
+    run_config.data.data_dir = data_dir
+    run_config.train.seed = seed
+    return run_config
+
+
+def _finished(run_config, run_dir: str) -> bool:
+    adapter = os.path.join(run_dir, "adapter", "adapter_config.json")
+    steps = restore.checkpoint_steps(run_dir)
+    return os.path.isfile(adapter) and bool(steps) and steps[-1] >= run_config.train.num_steps
+
+
+def _last_validation(run_dir: str) -> dict[str, Any]:
+    path = os.path.join(run_dir, "metrics.jsonl")
+    last: dict[str, Any] = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if row.get("split") == "validation":
+                    last = row
+    return last
+
+
+class _Timer:
+    """Wall time per stage, kept across reruns in `timings.json`."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.times: dict[str, float] = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                self.times = json.load(f)
+
+    def record(self, stage: str, seconds: float) -> None:
+        self.times[stage] = self.times.get(stage, 0.0) + seconds
+        with open(self.path, "w") as f:
+            json.dump(self.times, f, indent=1)
+
+
+def run_architecture(config, workdir: str) -> dict[str, Any]:
+    """The whole study for one model config; returns the report's paths and summary."""
+    from pathjax.probes import report as report_lib
+
+    name = architecture_name(config)
+    arch_dir = os.path.join(workdir, name)
+    os.makedirs(arch_dir, exist_ok=True)
+    timer = _Timer(os.path.join(arch_dir, "timings.json"))
+    d = config.data
+    data_dir = d.data_dir if os.path.isabs(d.data_dir) else os.path.join(arch_dir, d.data_dir)
+    e = config.experiment
+    logging.info("[%s] stage 1/4: data for %s", name, ", ".join(e.conditions))
+    start = time.time()
+    for condition in e.conditions:
+        data_lib.build(
+            condition, data_dir, train_size=d.train_size, eval_size=d.eval_size, seed=d.seed
+        )
+    timer.record("data", time.time() - start)
+
+    runs = []
+    for condition in e.conditions:
+        for seed in e.seeds:
+            run_config = _run_config(config, condition, int(seed), data_dir)
+            run_dir = os.path.join(arch_dir, "runs", f"{condition}-seed{seed}")
+            if _finished(run_config, run_dir):
+                logging.info("[%s] stage 2/4: %s seed %s already trained", name, condition, seed)
+            else:
+                logging.info("[%s] stage 2/4: training %s seed %s", name, condition, seed)
+                start = time.time()
+                loop.train(run_config, run_dir)
+                timer.record(f"train/{condition}-seed{seed}", time.time() - start)
+            runs.append((condition, int(seed), run_config, run_dir))
+
+    logging.info("[%s] stage 3/4: probes on the base model and %d adapters", name, len(runs))
+    start = time.time()
+    eval_config = _run_config(config, e.conditions[0], 0, data_dir)
+    several_seeds = len(e.seeds) > 1
+    sources = [
+        run_lib.AdapterSource(cond, run_dir, cond, seed if several_seeds else None, None, rc)
+        for cond, seed, rc, run_dir in runs
+    ]
+    eval_dir = os.path.join(arch_dir, "eval")
+    families = [f for f in config.eval.families.split(",") if f]
+    records, generations = run_lib.score_models(eval_config, sources, eval_dir, families=families)
+    dose_records = _dose_response(eval_config, runs, eval_dir, several_seeds)
+    timer.record("evaluate", time.time() - start)
+
+    logging.info("[%s] stage 4/4: report", name)
+    metadata = {
+        "architecture": name,
+        "base_model": config.model.source or config.model.preset,
+        "dtype": config.model.dtype,
+        "conditions": list(e.conditions),
+        "seeds": [int(s) for s in e.seeds],
+        "lora": config.lora.to_dict(),
+        "training": {
+            "num_steps": config.train.num_steps,
+            "global_batch_size": config.train.global_batch_size,
+            "learning_rate": config.train.learning_rate,
+            "final_validation": {
+                f"{cond}-seed{seed}": _last_validation(run_dir) for cond, seed, _, run_dir in runs
+            },
+        },
+        "data": {
+            "train_size": d.train_size,
+            "eval_size": d.eval_size,
+            "seed": d.seed,
+            "version": str(data_lib.VERSION),
+        },
+        "eval": config.eval.to_dict(),
+        "leakage": _leakage(eval_config),
+        "timings_s": timer.times,
+    }
+    paths = report_lib.write_report(
+        records + dose_records, generations, metadata, os.path.join(arch_dir, "report")
+    )
+    return {"name": name, "paths": {k: str(v) for k, v in paths.items()}, "dir": arch_dir}
+
+
+def _dose_response(eval_config, runs, eval_dir: str, several_seeds: bool):
+    """The dose families at intermediate checkpoints and at other multipliers."""
+    ev = eval_config.eval
+    families = [f for f in ev.dose_families.split(",") if f]
+    if not families:
+        return []
+    sources, multiplied = [], []
+    for cond, seed, rc, run_dir in runs:
+        if cond == "control" and len(runs) > 1:
+            continue  # Dose-response is asked of the trained conditions.
+        steps = [s for s in restore.checkpoint_steps(run_dir) if s < rc.train.num_steps]
+        if ev.dose_steps:
+            steps = [s for s in steps if s in set(ev.dose_steps)]
+        tag = seed if several_seeds else None
+        sources += [run_lib.AdapterSource(cond, run_dir, cond, tag, s, rc) for s in steps]
+        multiplied.append(run_lib.AdapterSource(cond, run_dir, cond, tag, None, rc))
+    records = []
+    if sources:
+        recs, _ = run_lib.score_models(
+            eval_config, sources, eval_dir, families=families, keep_base=False
+        )
+        records += recs
+    multipliers = [float(m) for m in ev.dose_multipliers if float(m) != 1.0]
+    if multiplied and multipliers:
+        recs, _ = run_lib.score_models(
+            eval_config,
+            multiplied,
+            eval_dir,
+            families=families,
+            keep_base=False,
+            multipliers=multipliers,
+        )
+        records += recs
+    return records
+
+
+def _leakage(config) -> dict[str, Any]:
+    """Which probe lexicon words occur in the training data (PROBES.md: lexical leakage)."""
+    from pathjax.probes import items as items_lib
+
+    suite = items_lib.load_suite(config.eval.suite_version or None)
+    seen = run_lib.training_vocabulary(config)
+    words = sorted({w for lex in suite.lexicons.values() for w in lex.words})
+    leaked = [w for w in words if w in seen]
+    return {
+        "probe_words_in_training_vocabulary": leaked,
+        "fraction": len(leaked) / max(len(words), 1),
+    }
+
+
+def run_experiment(configs: Sequence[Any], workdir: str) -> list[dict[str, Any]]:
+    """Every architecture in `configs`; a cross-architecture summary when there are several."""
+    results = [run_architecture(config, workdir) for config in configs]
+    if len(results) > 1:
+        from pathjax.probes import report as report_lib
+
+        summary = report_lib.cross_architecture_summary(
+            {r["name"]: r["paths"]["report.json"] for r in results}
+        )
+        path = os.path.join(workdir, "summary.md")
+        with open(path, "w") as f:
+            f.write(summary)
+        results.append({"name": "summary", "paths": {"summary.md": path}, "dir": workdir})
+    return results

@@ -1,0 +1,451 @@
+"""The evaluator's engine: the base model and K adapters scored from one set of frozen weights.
+
+The K adapters are stacked into one `[K, ...]` LoRA per targeted layer (`lora.add_lora(...,
+num_adapters=K)`); each batch row carries its adapter index and multiplier, and the rows of
+every scored model are laid out model-major (`[M * G]`, the base model first, multiplier 0).
+One jitted pass per batch thus scores B and every adapter, and divergences to B are taken
+inside the same jit, from logits that never leave the device.
+
+Adapters of different ranks or alphas stack too: ranks are zero-padded to the largest and each
+adapter's scale is folded into its B, which leaves every delta unchanged.
+
+Scoring requests are prompts with continuations. A prompt is run once per model (`prefill`,
+into a KV cache) and its continuations are scored from the cache (`extend`), so a prompt with
+four options or six hundred lexicon words costs one prompt pass, not one per continuation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from pathjax import lora, peft_format
+from pathjax.models import registry
+from pathjax.probes import divergence
+
+BASE = "base"
+
+
+class AdapterMismatchError(ValueError):
+    """An adapter that does not fit the base model (another model, other target layers)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AdapterWeights:
+    """One adapter's weights: `{module path: {"A": [in, r], "B": [r, out]}}` and its scale."""
+
+    weights: Mapping[str, Mapping[str, np.ndarray]]
+    scale: float
+    source: str  # Where it came from, for error messages.
+
+
+def weights_from_model(model: nnx.Module, source: str) -> AdapterWeights:
+    """The (single, unstacked) adapters attached to `model`, e.g. by `train.restore`."""
+    found = lora.adapters(model)
+    if not found:
+        raise AdapterMismatchError(f"{source}: the model has no adapters attached.")
+    scales = {m.scale for _, m in found}
+    if len(scales) != 1:
+        raise AdapterMismatchError(f"{source}: adapters with several scales {sorted(scales)}.")
+    weights = {
+        path: {"A": np.asarray(m.lora_a[...], np.float32), "B": np.asarray(m.lora_b[...])}
+        for path, m in found
+    }
+    return AdapterWeights(weights, scales.pop(), source)
+
+
+def weights_from_peft(folder: str, model: nnx.Module) -> AdapterWeights:
+    """A PEFT adapter folder (`adapter_config.json` + `adapter_model.safetensors`)."""
+    config, _ = peft_format.read_peft_config(folder)
+    family = registry.family_of(model.config)
+    weights = peft_format.read_peft_tensors(folder, family)
+    return AdapterWeights(weights, config.scale, folder)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredModel:
+    """One row block of every batch: the base model or an adapter at a multiplier."""
+
+    name: str  # "base" or the adapter's name ("depression", ...).
+    condition: str | None = None
+    seed: int | None = None
+    step: int | None = None  # Checkpoint step; None = the final adapter.
+    multiplier: float = 0.0
+    adapter: int = -1  # Index into the stacked adapters; -1 = none (the base model).
+
+    @property
+    def is_base(self) -> bool:
+        return self.adapter < 0
+
+
+def attach_stacked(model: nnx.Module, adapters: Sequence[AdapterWeights]) -> None:
+    """Adds the K adapters to `model` (in place) as one stacked LoRA per targeted layer."""
+    if lora.adapters(model):
+        raise ValueError("The base model already has adapters; pass a fresh one.")
+    linear = dict(lora.linear_modules(model))
+    paths = sorted(adapters[0].weights)
+    for a in adapters:
+        if sorted(a.weights) != paths:
+            diff = sorted(set(a.weights) ^ set(paths))[:3]
+            raise AdapterMismatchError(
+                f"{a.source} adapts other layers than {adapters[0].source} (e.g. {diff}); "
+                "adapters scored together must target the same layers."
+            )
+        unknown = sorted(set(a.weights) - set(linear))
+        if unknown:
+            raise AdapterMismatchError(
+                f"{a.source} adapts layers this {model.config.model_type} model lacks "
+                f"(e.g. {unknown[:3]}): it was trained on another base model."
+            )
+    rank = max(w["A"].shape[1] for a in adapters for w in a.weights.values())
+    exact = "(" + "|".join(re.escape(p) for p in paths) + ")"
+    config = lora.LoraConfig(rank=rank, alpha=float(rank), targets=exact)  # Scale 1.
+    lora.add_lora(model, config, rngs=nnx.Rngs(0), num_adapters=len(adapters))
+    for path in paths:
+        module = linear[path]
+        a_kir = np.zeros((len(adapters), module.in_features, rank), np.float32)
+        b_kro = np.zeros((len(adapters), rank, module.out_features), np.float32)
+        for k, adapter in enumerate(adapters):
+            a, b = adapter.weights[path]["A"], adapter.weights[path]["B"]
+            r = a.shape[1]
+            if a.shape[0] != module.in_features or b.shape != (r, module.out_features):
+                raise AdapterMismatchError(
+                    f"{adapter.source}: {path} has A {a.shape} and B {b.shape}, but this model's "
+                    f"layer is [{module.in_features} -> {module.out_features}]: the adapter "
+                    "was trained on a base model of another size."
+                )
+            a_kir[k, :, :r] = a
+            b_kro[k, :r, :] = b * adapter.scale
+        module.lora.lora_a[...] = jnp.asarray(a_kir)
+        module.lora.lora_b[...] = jnp.asarray(b_kro)
+
+
+# ---------------------------------------------------------------------------------------------
+# Jitted kernels. Rows are model-major: row m * G + g is model m on prompt g.
+
+
+def _with_controls(graphdef, state, multiplier_r, index_r):
+    model = nnx.merge(graphdef, state, copy=True)
+    if lora.adapters(model):
+        lora.set_controls(model, multiplier=multiplier_r, adapter_index=index_r)
+    return model
+
+
+def _divergence_to_base(logits_mgv: jax.Array, vocab_chunk: int | None) -> dict[str, jax.Array]:
+    """JSD (bits) and KL(model || base) (nats) of every model against model 0: `[M, G]`."""
+    base_mgv = jnp.broadcast_to(logits_mgv[:1], logits_mgv.shape)
+    jsd = divergence.divergences_from_logits(
+        logits_mgv, base_mgv, k=None, base=2.0, vocab_chunk=vocab_chunk
+    )["jsd"]
+    kl = divergence.divergences_from_logits(
+        logits_mgv, base_mgv, k=None, base=float(np.e), vocab_chunk=vocab_chunk
+    )["kl_pq"]
+    return {"jsd_bits": jsd, "kl_model_base": kl}
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "num_models", "slots", "vocab_chunk"))
+def _prefill(
+    graphdef, state, ids_gp, mask_gp, multiplier_m, index_m, *, num_models, slots, vocab_chunk
+):
+    """Left-padded prompts through every model: last-position log-probs, cache, divergences."""
+    g = ids_gp.shape[0]
+    ids = jnp.tile(ids_gp, (num_models, 1))
+    mask = jnp.tile(mask_gp, (num_models, 1))
+    model = _with_controls(graphdef, state, jnp.repeat(multiplier_m, g), jnp.repeat(index_m, g))
+    logits_rpv, cache = model(ids, mask, cache=model.init_cache(num_models * g, slots))
+    last_rv = logits_rpv[:, -1].astype(jnp.float32)
+    div = _divergence_to_base(last_rv.reshape(num_models, g, -1), vocab_chunk)
+    return jax.nn.log_softmax(last_rv, axis=-1), cache, div
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "num_models", "repeats", "words"))
+def _extend(
+    graphdef,
+    state,
+    cache,
+    ids_rc,
+    mask_rc,
+    multiplier_m,
+    index_m,
+    boundary_v,
+    *,
+    num_models,
+    repeats,
+    words,
+):
+    """Continuations after the cached prompts: each cache row serves `repeats` rows.
+
+    Returns `[R, c-1]` log-probabilities of tokens 1.. given the ones before, and `[R, c]` the
+    log of the next-token mass on word-starting tokens after each position.
+    """
+    rows = ids_rc.shape[0]
+    cache = jax.tree.map(lambda x: x if x.ndim == 0 else jnp.repeat(x, repeats, axis=0), cache)
+    per_model = rows // num_models
+    model = _with_controls(
+        graphdef,
+        state,
+        jnp.repeat(multiplier_m, per_model),
+        jnp.repeat(index_m, per_model),
+    )
+    logits_rcv, _ = model(ids_rc, mask_rc, cache=cache)
+    logits_rcv = logits_rcv.astype(jnp.float32)
+    lse_rc = jax.nn.logsumexp(logits_rcv, axis=-1)
+    token_rc = jnp.take_along_axis(logits_rcv[:, :-1], ids_rc[:, 1:, None], axis=-1)[..., 0]
+    if not words:
+        return token_rc - lse_rc[:, :-1], None
+    boundary_rc = jax.nn.logsumexp(jnp.where(boundary_v, logits_rcv, -jnp.inf), axis=-1)
+    return token_rc - lse_rc[:, :-1], boundary_rc - lse_rc
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "num_models", "vocab_chunk"))
+def _drift(graphdef, state, ids_gl, mask_gl, multiplier_m, index_m, *, num_models, vocab_chunk):
+    """Teacher-forced divergence to the base model, averaged over each row's real positions."""
+    g, length = ids_gl.shape
+    model = _with_controls(graphdef, state, jnp.repeat(multiplier_m, g), jnp.repeat(index_m, g))
+    logits = model(jnp.tile(ids_gl, (num_models, 1)), jnp.tile(mask_gl, (num_models, 1)))
+    div = _divergence_to_base(logits.reshape(num_models, g * length, -1), vocab_chunk)
+    weight_gl = mask_gl.astype(jnp.float32)
+    count_g = jnp.maximum(weight_gl.sum(-1), 1.0)
+    return {
+        name: (value.reshape(num_models, g, length) * weight_gl).sum(-1) / count_g
+        for name, value in div.items()
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The evaluator.
+
+
+@dataclasses.dataclass
+class ContinuationScores:
+    """Scores of prompts x continuations for every model."""
+
+    logp_mgc: np.ndarray  # Summed log-probability of each continuation (NaN where padded).
+    tokens_gc: np.ndarray  # Continuation lengths in tokens.
+    word_logp_mgc: np.ndarray | None  # With the word-boundary factor (if asked for).
+    prompt_divergence: dict[str, np.ndarray]  # At the prompt's last position: name -> [M, G].
+
+
+class Evaluator:
+    """Scores the base model and every adapter in one pass per batch.
+
+    `model` is a fresh base model (no adapters), `adapters` the distinct adapter weights and
+    `models` the row blocks to score: the base model first, then adapters (by index into
+    `adapters`) at their multipliers.
+    """
+
+    def __init__(
+        self,
+        model: nnx.Module,
+        tokenizer: Any,
+        adapters: Sequence[AdapterWeights],
+        models: Sequence[ScoredModel],
+        *,
+        add_bos: bool,
+        max_logits: int = 2**25,  # Batch budget: rows x positions x vocab of fp32 logits.
+        vocab_chunk: int | None = divergence.DEFAULT_VOCAB_CHUNK,
+    ):
+        if not models or not models[0].is_base:
+            raise ValueError("The first scored model must be the base model (adapter=-1).")
+        for m in models:
+            if m.adapter >= len(adapters):
+                raise ValueError(f"{m.name}: adapter index {m.adapter} of {len(adapters)}.")
+        if adapters:
+            attach_stacked(model, adapters)
+        self.model, self.tokenizer, self.models = model, tokenizer, tuple(models)
+        self.vocab_size = model.config.vocab_size
+        self.bos = [tokenizer.bos_token_id] if add_bos else []
+        self.max_logits, self.vocab_chunk = max_logits, vocab_chunk
+        self.graphdef, self.state = nnx.split(model)
+        self.multiplier_m = jnp.asarray([0.0 if m.is_base else m.multiplier for m in models])
+        self.index_m = jnp.asarray([max(m.adapter, 0) for m in models], jnp.int32)
+        self._boundary_v = None
+
+    @property
+    def num_models(self) -> int:
+        return len(self.models)
+
+    def boundary_mask(self) -> jax.Array:
+        if self._boundary_v is None:
+            from pathjax.probes import scoring
+
+            self._boundary_v = jnp.asarray(scoring.boundary_mask(self.tokenizer, self.vocab_size))
+        return self._boundary_v
+
+    def _rows_for(self, positions: int, num_models: int) -> int:
+        return max(1, self.max_logits // (num_models * positions * self.vocab_size))
+
+    def score(
+        self,
+        prompts: Sequence[Sequence[int]],
+        continuations: Sequence[Sequence[Sequence[int]]],
+        *,
+        words: bool = False,
+        base_only: bool = False,
+    ) -> ContinuationScores:
+        """Every prompt (token ids, BOS included by the caller) with its continuations.
+
+        `words=True` also gives word log-probabilities with the word-boundary factor;
+        `base_only=True` scores the base model alone (M = 1).
+        """
+        n = len(prompts)
+        if any(not p for p in prompts) or any(not t for c in continuations for t in c):
+            raise ValueError("Every prompt and continuation needs at least one token.")
+        most = max(len(c) for c in continuations)
+        longest = max(len(t) for c in continuations for t in c)
+        controls = (self.multiplier_m, self.index_m)
+        if base_only:
+            controls = (self.multiplier_m[:1], self.index_m[:1])
+        m = len(controls[0])
+        logp = np.full((m, n, most), np.nan)
+        word = np.full((m, n, most), np.nan) if words else None
+        tokens = np.zeros((n, most), np.int64)
+        divergences: dict[str, np.ndarray] = {}
+        order = np.argsort([len(p) for p in prompts], kind="stable")  # Similar lengths batch.
+        rows = self._rows_for(_bucket(longest, 4), m)
+        cont_chunk = max(1, min(most, rows))
+        group = max(1, min(n, rows // cont_chunk, 16))
+        for start in range(0, n, group):
+            chosen = order[start : start + group]
+            # A short last group repeats a prompt (same results): one shape, one compilation.
+            chosen = np.concatenate([chosen, np.repeat(chosen[:1], group - len(chosen))])
+            self._score_group(
+                controls,
+                chosen,
+                prompts,
+                continuations,
+                cont_chunk,
+                longest,
+                logp,
+                word,
+                tokens,
+                divergences,
+            )
+        return ContinuationScores(logp, tokens, word, divergences)
+
+    def _score_group(
+        self,
+        controls,
+        chosen,
+        prompts,
+        continuations,
+        cont_chunk,
+        longest,
+        logp,
+        word,
+        tokens,
+        divergences,
+    ):
+        multiplier_m, index_m = controls
+        m, g = len(multiplier_m), len(chosen)
+        width = _bucket(max(len(prompts[i]) for i in chosen))
+        ids = np.zeros((g, width), np.int32)
+        mask = np.zeros((g, width), bool)
+        for row, i in enumerate(chosen):
+            ids[row, width - len(prompts[i]) :] = prompts[i]
+            mask[row, width - len(prompts[i]) :] = True
+        cont_width = _bucket(longest, 4)
+        first_logp_rv, cache, div = _prefill(
+            self.graphdef,
+            self.state,
+            ids,
+            mask,
+            multiplier_m,
+            index_m,
+            num_models=m,
+            slots=width + cont_width,
+            vocab_chunk=self.vocab_chunk,
+        )
+        for name, value in div.items():
+            divergences.setdefault(name, np.full((m, len(prompts)), np.nan))[:, chosen] = value
+        first_logp_mgv = first_logp_rv.reshape(m, g, -1)
+        most = max(len(continuations[i]) for i in chosen)
+        boundary = self.boundary_mask() if word is not None else jnp.zeros((1,), bool)
+        for c0 in range(0, most, cont_chunk):
+            c_ids = np.zeros((g, cont_chunk, cont_width), np.int32)
+            c_mask = np.zeros((g, cont_chunk, cont_width), bool)
+            lengths = np.zeros((g, cont_chunk), np.int64)
+            for row, i in enumerate(chosen):
+                for c, t in enumerate(continuations[i][c0 : c0 + cont_chunk]):
+                    c_ids[row, c, : len(t)] = t
+                    c_mask[row, c, : len(t)] = True
+                    lengths[row, c] = len(t)
+            rows_ids = np.tile(c_ids.reshape(g * cont_chunk, cont_width), (m, 1))
+            rows_mask = np.tile(c_mask.reshape(g * cont_chunk, cont_width), (m, 1))
+            token_rc, boundary_rc = _extend(
+                self.graphdef,
+                self.state,
+                cache,
+                rows_ids,
+                rows_mask,
+                multiplier_m,
+                index_m,
+                boundary,
+                num_models=m,
+                repeats=cont_chunk,
+                words=word is not None,
+            )
+            token_mgcl = np.asarray(token_rc).reshape(m, g, cont_chunk, cont_width - 1)
+            first_mgc = _gather_first(first_logp_mgv, c_ids[:, :, 0])
+            positions = np.arange(cont_width - 1)
+            inside_gcl = positions[None, None, :] < (lengths[:, :, None] - 1)
+            total_mgc = first_mgc + np.where(inside_gcl[None], token_mgcl, 0.0).sum(-1)
+            real_gc = lengths > 0
+            if word is not None:
+                last_mgc1 = np.maximum(lengths - 1, 0)[None, :, :, None].repeat(m, 0)
+                bnd_mgcl = np.asarray(boundary_rc).reshape(m, g, cont_chunk, cont_width)
+                word_mgc = total_mgc + np.take_along_axis(bnd_mgcl, last_mgc1, axis=-1)[..., 0]
+            for row, i in enumerate(chosen):
+                n_real = int(real_gc[row].sum())
+                logp[:, i, c0 : c0 + n_real] = total_mgc[:, row, :n_real]
+                tokens[i, c0 : c0 + n_real] = lengths[row, :n_real]
+                if word is not None:
+                    word[:, i, c0 : c0 + n_real] = word_mgc[:, row, :n_real]
+
+    def drift(self, sequences: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+        """Mean per-position JSD (bits) and KL(model || base) over each sequence: `[M, n]`."""
+        n, m = len(sequences), self.num_models
+        width = _bucket(max(len(s) for s in sequences))
+        group = max(1, min(n, self._rows_for(width, m)))
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, n, group):
+            chunk = sequences[start : start + group]
+            ids = np.zeros((group, width), np.int32)
+            mask = np.zeros((group, width), bool)
+            for row, s in enumerate(chunk):
+                ids[row, : len(s)] = s
+                mask[row, : len(s)] = True
+            div = _drift(
+                self.graphdef,
+                self.state,
+                ids,
+                mask,
+                self.multiplier_m,
+                self.index_m,
+                num_models=m,
+                vocab_chunk=self.vocab_chunk,
+            )
+            for name, value in div.items():
+                out.setdefault(name, np.zeros((m, n)))[:, start : start + len(chunk)] = np.asarray(
+                    value
+                )[:, : len(chunk)]
+        return out
+
+
+def _gather_first(first_logp_mgv, first_ids_gc: np.ndarray) -> np.ndarray:
+    """`[M, G, C]` log-probability of each continuation's first token after its prompt."""
+    idx = jnp.asarray(first_ids_gc)[None].repeat(first_logp_mgv.shape[0], 0)
+    return np.asarray(jnp.take_along_axis(first_logp_mgv, idx, axis=-1))
+
+
+def _bucket(length: int, multiple: int = 16) -> int:
+    """Lengths rounded up: few distinct shapes, few compilations."""
+    return -(-length // multiple) * multiple

@@ -1,0 +1,230 @@
+"""An evaluation run: base model + adapters -> probe records -> the report.
+
+What `launch/evaluate.py` and the main job call. Records are written per family under
+`out_dir/records/`, so an interrupted run resumes at the family it was scoring; a changed set
+of models, limits or suite starts afresh (the folder name is a fingerprint of all three).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from absl import logging
+
+from pathjax import data as data_lib
+from pathjax.data import pipeline
+from pathjax.models import from_config
+from pathjax.probes import evaluator as evaluator_lib
+from pathjax.probes import families as families_lib
+from pathjax.probes import items as items_lib
+from pathjax.probes import records as records_lib
+
+P1_SPLITS = ("test_templates", "test_domains", "test_format")
+
+
+@dataclasses.dataclass(frozen=True)
+class AdapterSource:
+    """An adapter to score: a PEFT folder, or a training workdir (final or a checkpoint)."""
+
+    name: str
+    path: str
+    condition: str | None = None
+    seed: int | None = None
+    step: int | None = None  # A checkpoint of a training workdir; None: the final adapter.
+    config: Any = None  # The run's training config: needed to restore checkpoint steps.
+
+    @classmethod
+    def parse(cls, text: str) -> AdapterSource:
+        """`name=PATH` or `name=PATH@STEP`; a condition name (`depression`) is its condition."""
+        name, sep, rest = text.partition("=")
+        if not sep or not name or not rest:
+            raise ValueError(f"--adapters entry {text!r}: write name=PATH or name=PATH@STEP.")
+        path, _, step = rest.partition("@")
+        condition = name if name in data_lib.CONDITIONS else None
+        return cls(name, path, condition, step=int(step) if step else None)
+
+
+def load_weights(source: AdapterSource, base_model) -> evaluator_lib.AdapterWeights:
+    path = source.path
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"Adapter {source.name!r}: {path} does not exist.")
+    peft_dir = path if os.path.isfile(os.path.join(path, "adapter_config.json")) else None
+    if peft_dir is None and source.step is None:
+        final = os.path.join(path, "adapter")
+        peft_dir = final if os.path.isfile(os.path.join(final, "adapter_config.json")) else None
+    if peft_dir is not None and source.step is None:
+        return evaluator_lib.weights_from_peft(peft_dir, base_model)
+    if source.config is None:
+        raise ValueError(
+            f"Adapter {source.name!r}: {path} is neither a PEFT folder nor a finished training "
+            "run (no adapter/ folder); checkpoint steps need the run's config."
+        )
+    from pathjax.train import restore  # Training code only when checkpoints are read.
+
+    trained = restore.load_trained(source.config, path, source.step)
+    label = f"{path} step {trained.step}"
+    return evaluator_lib.weights_from_model(trained.model, label)
+
+
+def scored_models(
+    sources: Sequence[AdapterSource], multipliers: Sequence[float] = (1.0,)
+) -> list[evaluator_lib.ScoredModel]:
+    """The base model, then every adapter at every multiplier (adapter k = sources[k])."""
+    models = [evaluator_lib.ScoredModel(evaluator_lib.BASE)]
+    for k, s in enumerate(sources):
+        for multiplier in multipliers:
+            models.append(
+                evaluator_lib.ScoredModel(s.name, s.condition, s.seed, s.step, multiplier, k)
+            )
+    return models
+
+
+def p1_items(config, limit: int = 0) -> dict[str, list[dict[str, Any]]]:
+    """P1's held-out decisions: the test splits of the configured dataset (built if needed).
+
+    The conditions share situations and options and differ only in the target, so one
+    condition's splits serve every model (the records hold all four class probabilities).
+    """
+    d = config.data
+    sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
+    data_lib.build(d.condition, d.data_dir, **sizes)
+    out = {}
+    for split in P1_SPLITS:
+        source = data_lib.load(d.condition, split, d.data_dir, **sizes)
+        n = len(source) if limit <= 0 else min(limit, len(source))
+        out[split] = [source[i] for i in range(n)]
+    return out
+
+
+def training_vocabulary(config) -> frozenset[str]:
+    d = config.data
+    builder = data_lib.build(
+        d.condition, d.data_dir, train_size=d.train_size, eval_size=d.eval_size, seed=d.seed
+    )
+    return data_lib.read_vocabulary(builder.data_dir)
+
+
+def limits_from(eval_config) -> families_lib.Limits:
+    fields = {f.name for f in dataclasses.fields(families_lib.Limits)}
+    return families_lib.Limits(**{k: int(v) for k, v in eval_config.limits.items() if k in fields})
+
+
+def _fingerprint(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def score_models(
+    config,
+    sources: Sequence[AdapterSource],
+    out_dir: str,
+    *,
+    multipliers: Sequence[float] = (1.0,),
+    families: Sequence[str] = families_lib.FAMILIES,
+    keep_base: bool = True,
+) -> tuple[list[records_lib.Record], list[dict[str, Any]]]:
+    """Scores base + adapters on `families`; per-family record files make it resumable."""
+    limits = limits_from(config.eval)
+    suite = items_lib.load_suite(config.eval.suite_version or None)
+    models = scored_models(sources, multipliers)
+    fingerprint = _fingerprint(
+        {
+            "models": [dataclasses.asdict(m) for m in models],
+            "paths": [(s.path, s.step) for s in sources],
+            "limits": dataclasses.asdict(limits),
+            "suite": suite.digest,
+            "model": config.model.to_dict(),
+        }
+    )
+    folder = os.path.join(out_dir, "records", fingerprint)
+    os.makedirs(folder, exist_ok=True)
+    todo = [f for f in families if not os.path.exists(os.path.join(folder, f"{f}.jsonl"))]
+    if todo:
+        model, tokenizer = from_config.model_from_config(config.model)
+        weights = [load_weights(s, model) for s in sources]
+        ev = evaluator_lib.Evaluator(
+            model,
+            tokenizer,
+            weights,
+            models,
+            add_bos=pipeline.adds_bos(tokenizer),
+            max_logits=int(config.eval.max_logits),
+            vocab_chunk=int(config.eval.vocab_chunk) or None,
+        )
+        seen = training_vocabulary(config)
+        p1 = p1_items(config, limits.p1_items_per_split) if "P1" in todo else None
+        for family in todo:
+            start = time.time()
+            recs, gens = families_lib.evaluate_suite(
+                ev,
+                suite,
+                p1,
+                limits=limits,
+                seen_words=seen,
+                families=[family],
+                progress=lambda what: logging.info("Scoring %s on %d models", what, len(models)),
+            )
+            if gens:
+                _write_json_atomic(os.path.join(folder, "generations.json"), gens)
+            _write_atomic(os.path.join(folder, f"{family}.jsonl"), records_lib.dumps_jsonl(recs))
+            logging.info("%s: %d records in %.0f s", family, len(recs), time.time() - start)
+    records, generations = [], []
+    for family in families:
+        records += records_lib.read_jsonl(os.path.join(folder, f"{family}.jsonl"))
+    gens_path = os.path.join(folder, "generations.json")
+    if os.path.exists(gens_path):
+        with open(gens_path) as f:
+            generations = json.load(f)
+    if not keep_base:
+        records = [r for r in records if r.model != evaluator_lib.BASE]
+        generations = [g for g in generations if g["model"] != evaluator_lib.BASE]
+    return records, generations
+
+
+def _write_atomic(path: str, text: str) -> None:
+    """Write-then-rename: a killed run never leaves a half-written file that looks done."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _write_json_atomic(path: str, value: Any) -> None:
+    _write_atomic(path, json.dumps(value, indent=1))
+
+
+def evaluate_and_report(config, sources: Sequence[AdapterSource], out_dir: str) -> dict[str, Any]:
+    """`launch/evaluate.py`: every configured family on base + `sources`, then the report."""
+    from pathjax.probes import report as report_lib
+
+    resolved = []
+    for s in sources:
+        if s.step is not None and s.config is None:
+            # A checkpoint restores with the model config given here and the run's condition.
+            run_config = config.copy_and_resolve_references()
+            if s.condition is None:
+                raise ValueError(
+                    f"Adapter {s.name!r}@{s.step}: name it by its training condition "
+                    f"({', '.join(data_lib.CONDITIONS)}) to read a checkpoint."
+                )
+            run_config.data.condition = s.condition
+            s = dataclasses.replace(s, config=run_config)
+        resolved.append(s)
+    families = [f for f in config.eval.families.split(",") if f]
+    records, generations = score_models(config, resolved, out_dir, families=families)
+    metadata = {
+        "base_model": config.model.source or config.model.preset,
+        "dtype": config.model.dtype,
+        "adapters": [
+            {"name": s.name, "path": s.path, "condition": s.condition, "step": s.step}
+            for s in resolved
+        ],
+        "eval": config.eval.to_dict(),
+    }
+    return report_lib.write_report(records, generations, metadata, os.path.join(out_dir, "report"))
