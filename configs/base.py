@@ -71,7 +71,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.eval = ml_collections.ConfigDict()
     config.eval.suite_version = ""  # Empty: the newest packaged probe suite.
     config.eval.families = "P1,P2,P3,P4,P5,P6,P7"
-    config.eval.max_logits = 2**25  # Batch budget: rows x positions x vocab fp32 logits.
+    config.eval.max_logits = 2**27  # Batch budget: rows x positions x vocab fp32 logits.
     config.eval.vocab_chunk = 2048  # Divergences stream over vocabulary slices this wide.
     config.eval.limits = ml_collections.ConfigDict()  # Items per family; 0 = the whole family.
     for name in ("p1_items_per_split", "p2", "p3", "p4", "p5", "p6", "p7"):

@@ -33,6 +33,13 @@ def get_config(arg: str | None = None):
     config.train.eval_batches = 2
     config.train.eval_choice_items = 24
     config.train.checkpoint_every = 10
+    # A few items per probe family: the smoke run of the whole study (launch/experiment.py).
+    limits = config.eval.limits
+    limits.p1_items_per_split, limits.p2, limits.p3, limits.p4 = 6, 6, 6, 2
+    limits.p5, limits.p6, limits.p7 = 3, 2, 6
+    limits.p6_samples, limits.p6_max_new_tokens = 2, 8
+    config.eval.dose_steps = (20, 40)
+    config.experiment.name = "tiny"
     return base.apply_variants(config, arg, "tiny", {"random": _random})
 
 
@@ -51,3 +58,8 @@ def _random(config):
     config.train.checkpoint_every = 2
     config.train.log_every = 1
     config.train.tensorboard = False
+    config.eval.dose_steps = (2, 4)
+    config.eval.limits.p1_items_per_split = 3
+    config.eval.limits.p2 = config.eval.limits.p3 = config.eval.limits.p7 = 3
+    config.eval.limits.p4 = config.eval.limits.p5 = 1
+    config.experiment.name = "tiny-random"

@@ -2,6 +2,7 @@
 
 python -m launch.benchmark --workload=forward --preset=smollm2-135m --batch=8 --seq_len=256
 python -m launch.benchmark --workload=train --preset=smollm2-135m --batch=8 --seq_len=256
+python -m launch.benchmark --workload=evaluate --preset=smollm2-135m --num_prompts=32 --batch=8
 """
 
 import os
@@ -12,17 +13,36 @@ import json  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
-from pathjax.bench import forward, train  # noqa: E402
+from pathjax.bench import evaluate, forward, train  # noqa: E402
 
 _WORKLOAD = flags.DEFINE_enum(
-    "workload", "forward", ["forward", "train"], "What to measure: forward pass or LoRA step."
+    "workload",
+    "forward",
+    ["forward", "train", "evaluate"],
+    "What to measure: forward pass, LoRA step, or the probe evaluator (base + 3 adapters).",
 )
-_PRESET = flags.DEFINE_string("preset", "smollm2-135m", "Architecture (random weights).")
-_BATCH = flags.DEFINE_integer("batch", 8, "Batch size.")
-_SEQ_LEN = flags.DEFINE_integer("seq_len", 256, "Sequence length.")
+_PRESET = flags.DEFINE_string(
+    "preset",
+    "smollm2-135m",
+    "Architecture (random weights; evaluate: the embedded checkpoint unless --random_weights).",
+)
+_BATCH = flags.DEFINE_integer("batch", 8, "Batch size (evaluate: prompts per pass).")
+_SEQ_LEN = flags.DEFINE_integer("seq_len", 256, "Sequence length (forward and train).")
 _DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Precisions to measure.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats (the median is reported).")
-_RANK = flags.DEFINE_integer("rank", 8, "LoRA rank (train workload).")
+_RANK = flags.DEFINE_integer("rank", 8, "LoRA rank (train and evaluate workloads).")
+_TARGETS = flags.DEFINE_string(
+    "targets", "default", "evaluate: LoRA targets ('default' = q_proj,v_proj; 'all-linear')."
+)
+_NUM_PROMPTS = flags.DEFINE_integer(
+    "num_prompts", 32, "evaluate: P2 stems scored and P7 texts drifted per call."
+)
+_RANDOM_WEIGHTS = flags.DEFINE_bool(
+    "random_weights", False, "evaluate: random weights of --preset, not its embedded checkpoint."
+)
+_TORCH_THREADS = flags.DEFINE_integer(
+    "torch_threads", 0, "evaluate: torch intra-op threads (0: one per CPU)."
+)
 _REFERENCE = flags.DEFINE_bool("reference", True, "Also measure transformers (torch).")
 _OUT = flags.DEFINE_string("out", "", "Write the JSON report here.")
 
@@ -30,17 +50,26 @@ _OUT = flags.DEFINE_string("out", "", "Write the JSON report here.")
 def main(argv):
     del argv
     common = dict(
-        preset=_PRESET.value,
-        batch=_BATCH.value,
-        seq_len=_SEQ_LEN.value,
-        dtypes=_DTYPES.value,
-        repeats=_REPEATS.value,
+        preset=_PRESET.value, batch=_BATCH.value, dtypes=_DTYPES.value, repeats=_REPEATS.value
     )
-    if _WORKLOAD.value == "train":
-        report = train.run(**common, rank=_RANK.value, with_reference=_REFERENCE.value)
+    if _WORKLOAD.value == "evaluate":
+        report = evaluate.run(
+            **common,
+            num_prompts=_NUM_PROMPTS.value,
+            rank=_RANK.value,
+            targets=_TARGETS.value,
+            random_weights=_RANDOM_WEIGHTS.value,
+            with_reference=_REFERENCE.value,
+            torch_threads=_TORCH_THREADS.value,
+        )
+        print(evaluate.format_table(report))
+    elif _WORKLOAD.value == "train":
+        report = train.run(
+            **common, seq_len=_SEQ_LEN.value, rank=_RANK.value, with_reference=_REFERENCE.value
+        )
         print(train.format_table(report))
     else:
-        report = forward.run(**common, with_transformers=_REFERENCE.value)
+        report = forward.run(**common, seq_len=_SEQ_LEN.value, with_transformers=_REFERENCE.value)
         print(forward.format_table(report))
     if _OUT.value:
         with open(_OUT.value, "w") as f:

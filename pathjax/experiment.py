@@ -150,6 +150,7 @@ def run_architecture(config, workdir: str) -> dict[str, Any]:
         "eval": config.eval.to_dict(),
         "leakage": _leakage(eval_config),
         "timings_s": timer.times,
+        "final_step": int(config.train.num_steps),
     }
     paths = report_lib.write_report(
         records + dose_records, generations, metadata, os.path.join(arch_dir, "report")

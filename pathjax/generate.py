@@ -161,7 +161,11 @@ def generate_text(
     rng: jax.Array | None = None,
 ) -> list[str]:
     """Completions (prompt excluded, special tokens dropped) for each prompt string."""
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    # BOS first where the tokenizer itself puts it (Llama, Gemma; not GPT-2): Gemma without it
+    # degrades into repetition.
+    bos = tokenizer.bos_token_id
+    prefix = [bos] if bos is not None and tokenizer("a")["input_ids"][:1] == [bos] else []
+    encoded = [prefix + tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     tokens = generate(
         model, encoded, sampling, rng=rng, eos_ids=tokenizer.eos_token_id, pad_id=pad_id

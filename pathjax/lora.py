@@ -61,6 +61,7 @@ DEFAULT_TARGETS = {
     "llama": ("q_proj", "v_proj"),
     "qwen2": ("q_proj", "v_proj"),
     "mistral": ("q_proj", "v_proj"),
+    "gemma3_text": ("q_proj", "v_proj"),
 }
 OUTPUT_HEADS = ("lm_head",)
 
@@ -113,13 +114,13 @@ class LoRA(nnx.Module):
             x_btd = jnp.where(keep, x_btd / (1.0 - self.dropout), 0).astype(dtype)
         a, b = self.lora_a[...].astype(dtype), self.lora_b[...].astype(dtype)
         if self.stacked:
+            # Every adapter on every row, then each row keeps its own: K small matmuls cost far
+            # less than gathering a [b, in, r] copy of A (and B) per row.
             index_b = jnp.broadcast_to(self.adapter_index[...], x_btd.shape[:1])
-            h_btr = jnp.einsum(
-                "btd,bdr->btr", x_btd, a[index_b], preferred_element_type=jnp.float32
-            )
-            delta = jnp.einsum(
-                "btr,bro->bto", h_btr.astype(dtype), b[index_b], preferred_element_type=jnp.float32
-            )
+            keep_kb = jax.nn.one_hot(index_b, a.shape[0], dtype=jnp.float32).T
+            h_kbtr = jnp.einsum("btd,kdr->kbtr", x_btd, a, preferred_element_type=jnp.float32)
+            h_kbtr = (h_kbtr * keep_kb[:, :, None, None]).astype(dtype)
+            delta = jnp.einsum("kbtr,kro->bto", h_kbtr, b, preferred_element_type=jnp.float32)
         else:
             h_btr = layers.matmul(x_btd, a, dtype)
             delta = layers.matmul(h_btr, b, jnp.float32)

@@ -40,7 +40,7 @@ def load_model(
 
     Args:
       source: an HF folder (config.json + safetensors), a `.gguf` file, an embedded model name
-        (`smollm2-135m`), or an HF hub id (only when the hub is reachable).
+        (`smollm2-135m`, `gemma3-270m`), or an HF hub id (only when the hub is reachable).
       dtype: parameter and compute dtype ("float32", "bfloat16").
       tokenizer: "auto" (the checkpoint's own; the exact GPT-2 tokenizer for GPT-2 folders
         without one), a tokenizer source for `load_tokenizer`, a tokenizer object, or None.

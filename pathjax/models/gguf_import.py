@@ -16,7 +16,7 @@ import numpy as np
 from pathjax.models.checkpoints import CheckpointError, TensorSource
 
 # GGUF architecture -> transformers model_type. Mistral GGUFs say "llama".
-SUPPORTED_ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2"}
+SUPPORTED_ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2", "gemma3": "gemma3_text"}
 
 _LAYER_TENSORS = {
     "attn_q": "self_attn.q_proj",
@@ -28,6 +28,16 @@ _LAYER_TENSORS = {
     "ffn_down": "mlp.down_proj",
     "attn_norm": "input_layernorm",
     "ffn_norm": "post_attention_layernorm",
+}
+# llama.cpp's Gemma 3 names (gguf's tensor map for GEMMA3): four norms per layer, q/k norms.
+_GEMMA3_LAYER_TENSORS = {
+    **{k: v for k, v in _LAYER_TENSORS.items() if "norm" not in k},
+    "attn_norm": "input_layernorm",
+    "post_attention_norm": "post_attention_layernorm",
+    "ffn_norm": "pre_feedforward_layernorm",
+    "post_ffw_norm": "post_feedforward_layernorm",
+    "attn_q_norm": "self_attn.q_norm",
+    "attn_k_norm": "self_attn.k_norm",
 }
 _GLOBAL_TENSORS = {
     "token_embd.weight": "model.embed_tokens.weight",
@@ -118,6 +128,36 @@ class GGUFFile:
             "bos_token_id": self.field("tokenizer.ggml.bos_token_id"),
             "eos_token_id": self.field("tokenizer.ggml.eos_token_id"),
         }
+        if self.architecture == "gemma3":
+            config = self._gemma3_config(config)
+        return config
+
+    def _gemma3_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Gemma 3 facts the file does not store, fixed as llama.cpp and transformers' GGUF
+        loader fix them: a global layer every sixth, local layers' rotary base 10,000, no
+        logit soft-capping. A rope scaling in the file applies to the global layers only, as
+        in llama.cpp (transformers' GGUF loader drops it; gemma-3-270m and -1b have none)."""
+        hidden, heads = config["hidden_size"], config["num_attention_heads"]
+        num_layers = config["num_hidden_layers"]
+        head_dim = int(self.arch_field("attention.key_length", hidden // heads))
+        config.update(
+            head_dim=head_dim,
+            layer_types=[
+                "full_attention" if (i + 1) % 6 == 0 else "sliding_attention"
+                for i in range(num_layers)
+            ],
+            sliding_window=int(self.arch_field("attention.sliding_window", 4096)),
+            rope_parameters={
+                "full_attention": config["rope_parameters"],
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            },
+            # llama.cpp scales attention by 1/sqrt(head_dim), except for gemma-3-27b (62
+            # layers): 1/sqrt(hidden/heads). transformers' GGUF loader keeps its default, 256,
+            # which equals head_dim for every other size.
+            query_pre_attn_scalar=hidden // heads if num_layers == 62 else head_dim,
+            hidden_activation="gelu_pytorch_tanh",
+            pad_token_id=self.field("tokenizer.ggml.padding_token_id"),
+        )
         return config
 
     def tensor_source(self, hf_config: dict[str, Any]) -> TensorSource:
@@ -127,13 +167,17 @@ class GGUFFile:
             "attn_q": hf_config["num_attention_heads"],
             "attn_k": hf_config["num_key_value_heads"],
         }
-        # Only llama.cpp's "llama" converter permutes Q/K; qwen2 keeps the HF layout.
+        # Only llama.cpp's "llama" converter permutes Q/K; qwen2 and gemma3 keep the HF layout.
         permuted = self.architecture == "llama"
+        gemma = self.architecture == "gemma3"
+        layer_tensors = _GEMMA3_LAYER_TENSORS if gemma else _LAYER_TENSORS
 
-        def reader(tensor, heads: int | None):
+        def reader(tensor, heads: int | None, offset: float):
             def read():
                 array = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
                 array = np.asarray(array, dtype=np.float32).reshape(tuple(reversed(tensor.shape)))
+                if offset:
+                    array = array - np.float32(offset)
                 return unpermute_rotary(array, heads) if heads else array
 
             return read
@@ -143,13 +187,16 @@ class GGUFFile:
             match = re.fullmatch(r"blk\.(\d+)\.(\w+)\.(weight|bias)", name)
             if match:
                 layer, kind, leaf = match.groups()
-                if kind not in _LAYER_TENSORS:
+                if kind not in layer_tensors:
                     continue
-                key = f"model.layers.{layer}.{_LAYER_TENSORS[kind]}.{leaf}"
+                key = f"model.layers.{layer}.{layer_tensors[kind]}.{leaf}"
                 heads = unpermute.get(kind) if permuted else None
             elif name in _GLOBAL_TENSORS:
                 key, heads = _GLOBAL_TENSORS[name], None
             else:
                 continue
-            readers[key] = reader(tensor, heads)
+            # llama.cpp stores Gemma's norm weights as `1 + w` (its norms multiply by the weight
+            # alone); transformers' GGUF loader subtracts the 1 from every "*norm.weight".
+            offset = 1.0 if gemma and name.endswith("norm.weight") else 0.0
+            readers[key] = reader(tensor, heads, offset)
         return TensorSource(readers, self.path)

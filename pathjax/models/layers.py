@@ -2,8 +2,8 @@
 
 Every parameter carries logical axis names (its `out_sharding` metadata): `vocab`, `embed`,
 `mlp`, `heads` (query heads x head_dim, flattened), `kv` (key/value heads x head_dim), `qkv`
-(GPT-2's fused projection), `positions`. `pathjax.sharding` maps them to mesh axes; model code
-never names a mesh axis.
+(GPT-2's fused projection), `positions`, `head_dim` (per-head norms: replicated by default).
+`pathjax.sharding` maps them to mesh axes; model code never names a mesh axis.
 
 Array names end in their shape: b batch, t query length, s key length, d embed, h heads,
 k key/value heads, g query heads per key/value head, f head dim, v vocab.
@@ -117,6 +117,7 @@ class RMSNorm(nnx.Module):
         *,
         eps: float,
         offset: float = 0.0,
+        axes: tuple[str] = ("embed",),
         dtype: Dtype = jnp.float32,
         param_dtype: Dtype = jnp.float32,
         rngs: nnx.Rngs,
@@ -125,7 +126,7 @@ class RMSNorm(nnx.Module):
         self.offset = offset
         self.dtype = dtype
         init = nnx.initializers.zeros if offset else nnx.initializers.ones
-        self.scale = _param(init, rngs, (features,), param_dtype, ("embed",))
+        self.scale = _param(init, rngs, (features,), param_dtype, axes)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x32 = x.astype(jnp.float32)

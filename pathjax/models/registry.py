@@ -9,12 +9,15 @@ from typing import Any
 import jax.numpy as jnp
 from flax import nnx
 
-from pathjax.models import gpt2, llama
+from pathjax.models import gemma3, gpt2, llama
 
 FAMILIES: dict[str, ModuleType] = {
     **{model_type: gpt2 for model_type in gpt2.MODEL_TYPES},
     **{model_type: llama for model_type in llama.MODEL_TYPES},
+    **{model_type: gemma3 for model_type in gemma3.MODEL_TYPES},
 }
+# Model types close to a supported family but not loadable by it: why, in one phrase.
+NEAR_MISSES: dict[str, str] = dict(gemma3.OTHER_GEMMAS)
 
 
 def supported_model_types() -> list[str]:
@@ -23,8 +26,9 @@ def supported_model_types() -> list[str]:
 
 def family_for(model_type: str | None, *, origin: str = "config") -> ModuleType:
     if model_type not in FAMILIES:
+        why = f" ({NEAR_MISSES[model_type]})" if model_type in NEAR_MISSES else ""
         raise ValueError(
-            f"{origin}: model_type {model_type!r} is not supported. Supported model types: "
+            f"{origin}: model_type {model_type!r}{why} is not supported. Supported model types: "
             f"{', '.join(supported_model_types())}."
         )
     return FAMILIES[model_type]

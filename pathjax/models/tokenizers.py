@@ -23,10 +23,7 @@ class TokenizerError(ValueError):
 
 
 def cache_dir() -> str:
-    root = os.environ.get("PATHJAX_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "pathjax"
-    )
-    return os.path.join(root, "tokenizers")
+    return os.path.join(embedded.cache_root(), "tokenizers")
 
 
 def gpt2_tokenizer():

@@ -160,7 +160,9 @@ def _prefill(
     ids = jnp.tile(ids_gp, (num_models, 1))
     mask = jnp.tile(mask_gp, (num_models, 1))
     model = _with_controls(graphdef, state, jnp.repeat(multiplier_m, g), jnp.repeat(index_m, g))
-    logits_rpv, cache = model(ids, mask, cache=model.init_cache(num_models * g, slots))
+    logits_rpv, cache = model(
+        ids, mask, cache=model.init_cache(num_models * g, slots), last_only=True
+    )
     last_rv = logits_rpv[:, -1].astype(jnp.float32)
     div = _divergence_to_base(last_rv.reshape(num_models, g, -1), vocab_chunk)
     return jax.nn.log_softmax(last_rv, axis=-1), cache, div
@@ -250,7 +252,7 @@ class Evaluator:
         models: Sequence[ScoredModel],
         *,
         add_bos: bool,
-        max_logits: int = 2**25,  # Batch budget: rows x positions x vocab of fp32 logits.
+        max_logits: int = 2**27,  # Batch budget: rows x positions x vocab of fp32 logits.
         vocab_chunk: int | None = divergence.DEFAULT_VOCAB_CHUNK,
     ):
         if not models or not models[0].is_base:
@@ -310,7 +312,7 @@ class Evaluator:
         tokens = np.zeros((n, most), np.int64)
         divergences: dict[str, np.ndarray] = {}
         order = np.argsort([len(p) for p in prompts], kind="stable")  # Similar lengths batch.
-        rows = self._rows_for(_bucket(longest, 4), m)
+        rows = self._rows_for(_continuation_bucket(longest), m)
         cont_chunk = max(1, min(most, rows))
         group = max(1, min(n, rows // cont_chunk, 16))
         for start in range(0, n, group):
@@ -352,7 +354,7 @@ class Evaluator:
         for row, i in enumerate(chosen):
             ids[row, width - len(prompts[i]) :] = prompts[i]
             mask[row, width - len(prompts[i]) :] = True
-        cont_width = _bucket(longest, 4)
+        cont_width = _continuation_bucket(longest)
         first_logp_rv, cache, div = _prefill(
             self.graphdef,
             self.state,
@@ -370,6 +372,11 @@ class Evaluator:
         most = max(len(continuations[i]) for i in chosen)
         boundary = self.boundary_mask() if word is not None else jnp.zeros((1,), bool)
         for c0 in range(0, most, cont_chunk):
+            # Each chunk is as wide as its own longest continuation: callers that sort their
+            # continuations by length (lexicon words) pay for one-token words only once.
+            cont_width = _continuation_bucket(
+                max(len(t) for i in chosen for t in continuations[i][c0 : c0 + cont_chunk])
+            )
             c_ids = np.zeros((g, cont_chunk, cont_width), np.int32)
             c_mask = np.zeros((g, cont_chunk, cont_width), bool)
             lengths = np.zeros((g, cont_chunk), np.int64)
@@ -446,6 +453,24 @@ def _gather_first(first_logp_mgv, first_ids_gc: np.ndarray) -> np.ndarray:
     return np.asarray(jnp.take_along_axis(first_logp_mgv, idx, axis=-1))
 
 
-def _bucket(length: int, multiple: int = 16) -> int:
-    """Lengths rounded up: few distinct shapes, few compilations."""
-    return -(-length // multiple) * multiple
+# Few distinct widths, few compilations (a 30-layer model compiles for tens of seconds on a CPU);
+# the steps are at most 1.5x, which bounds the padding.
+_WIDTHS = (4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+
+
+_CONTINUATION_WIDTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+
+
+def _continuation_bucket(length: int) -> int:
+    for width in _CONTINUATION_WIDTHS:
+        if width >= length:
+            return width
+    return _bucket(length)
+
+
+def _bucket(length: int, smallest: int = 16) -> int:
+    """The width a batch of sequences up to `length` tokens is padded to."""
+    for width in _WIDTHS:
+        if width >= max(length, smallest):
+            return width
+    return -(-length // 1024) * 1024

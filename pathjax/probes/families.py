@@ -203,8 +203,11 @@ class FamilyScorer:
         if not stems:
             return []
         self.progress("P4")
-        vocab = sorted({w for lex in lexicons.values() for w in lex.words})
-        word_ids = [scoring.encode_continuation(self.tok, " " + w, "lexicon word") for w in vocab]
+        # Sorted by token count: the evaluator pads each chunk of words to its longest only.
+        words = sorted({w for lex in lexicons.values() for w in lex.words})
+        encoded = {w: scoring.encode_continuation(self.tok, " " + w, "lexicon word") for w in words}
+        vocab = sorted(words, key=lambda w: (len(encoded[w]), w))
+        word_ids = [encoded[w] for w in vocab]
         scoring.check_tokenization(
             self.tok, [(f"{s.id} + lexicon", s.stem, [" " + w for w in vocab]) for s in stems[:1]]
         )

@@ -8,6 +8,9 @@
 - `figures/*.png` (`pathjax.probes.figures`),
 - `generations.md`: P6 completions side by side (`generations_markdown`).
 
+The Markdown (those two and `cross_architecture_summary`, which sets several architectures'
+reports side by side) lives in `pathjax.probes.report_md`; its public names are re-exported here.
+
 All statistics come from `pathjax.probes.stats` and `pathjax.probes.contrasts` (PROBES.md,
 "Statistics"): per family x model the paired deltas against B with a bootstrap CI (seeds then
 items), the sign-flip p, d_z and the noise floors; Holm across the headline rows of each model;
@@ -36,17 +39,17 @@ import numpy as np
 
 from pathjax.probes import contrasts, figures, stats
 from pathjax.probes.records import BASE_MODEL, Record, check_unique
+from pathjax.probes.report_md import (  # the Markdown, re-exported: callers import it from here
+    FAMILIES,
+    ROLES,
+    _jsonable,
+    _model_order,
+    cross_architecture_summary,  # noqa: F401
+    generations_markdown,
+    markdown_report,
+)
 
 REPORT_FORMAT = "pathjax-probe-report/1"
-FAMILIES = {
-    "P1": "held-out decisions",
-    "P2": "ambiguous situations",
-    "P3": "minimal pairs",
-    "P4": "open stems, lexicon mass",
-    "P5": "Likert items",
-    "P6": "free generations",
-    "P7": "generic drift",
-}
 PRIMARY_METRIC = {
     "P2": "logodds_negative",
     "P3": "logodds_negative",
@@ -62,7 +65,6 @@ TARGET_CLASS = {"depression": "withdrawal", "paranoia": "suspicion", "control": 
 TRAIT_KEYS = contrasts.SPECIFICITY_KEYS  # ("depression", "paranoia")
 SPECIFICITY_FAMILIES = ("P2", "P3", "P5", "P6")  # keyed families outside the training format
 JSD_FAMILIES = ("P2", "P4", "P7")
-ROLES = (BASE_MODEL, "control", "depression", "paranoia")
 _FINAL, _BASE_RUN = (None, 1.0), (None, 0.0)
 
 
@@ -78,10 +80,6 @@ class Settings:
 
 # --------------------------------------------------------------------------------------------
 # Records, grouped for selection (the stats functions scan whatever list they are given).
-
-
-def _model_order(models) -> list[str]:
-    return sorted(models, key=lambda m: (ROLES.index(m) if m in ROLES else len(ROLES), m))
 
 
 def _split(item_id: str) -> str:
@@ -674,25 +672,6 @@ def _interval(s: stats.EffectSummary) -> dict[str, Any]:
     }
 
 
-def _jsonable(x: Any) -> Any:
-    """Plain JSON: dataclasses and numpy to Python, non-finite floats to null."""
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return _jsonable(dataclasses.asdict(x))
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        return _jsonable(x.item())
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if x is None or isinstance(x, bool | int | str):
-        return x
-    return str(x)
-
-
 def build_report(
     records: Sequence[Record], metadata: Mapping[str, Any] | None = None, **settings: Any
 ) -> dict[str, Any]:
@@ -730,454 +709,6 @@ def _build(records, metadata, cfg: Settings) -> tuple[dict[str, Any], _Builder]:
     }
     report["seconds"] = round(time.perf_counter() - start, 3)
     return _jsonable(report), b
-
-
-# --------------------------------------------------------------------------------------------
-# Markdown.
-
-
-def _f(x: Any, signed: bool = False) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    if isinstance(x, int) and not isinstance(x, bool):
-        return str(x)
-    x = float(x)
-    if abs(x) >= 1000:
-        return f"{x:+.0f}" if signed else f"{x:.0f}"
-    return f"{x:+.3g}" if signed else f"{x:.3g}"
-
-
-def _iv(est: Any, low: Any, high: Any, signed: bool = True) -> str:
-    return f"{_f(est, signed)} [{_f(low, signed)}, {_f(high, signed)}]"
-
-
-def _ci(d: Mapping[str, Any] | None, est: str = "mean_delta", signed: bool = True) -> str:
-    return "-" if not d else _iv(d[est], d["ci_low"], d["ci_high"], signed)
-
-
-def _p(p: Any) -> str:
-    return "-" if p is None else ("<0.001" if p < 0.001 else f"{p:.3g}")
-
-
-def _table(header: str | Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """A Markdown table; `header` may be one "a|b|c" string."""
-    header = header.split("|") if isinstance(header, str) else header
-    cell = lambda v: str(v).replace("|", "\\|").replace("\n", "<br>")
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return out + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-
-
-def _label(row: Mapping[str, Any]) -> str:
-    key = f", {row['key']}-keyed" if row.get("key") else ""
-    return f"{row['family']} {FAMILIES.get(row['family'], '')}{key}"
-
-
-def _headline_md(report: Mapping[str, Any]) -> list[str]:
-    control = report["roles"].get("control")
-    rows = report["headline"]
-    out = ["## Headline", ""]
-    ci_pct = f"{100 * report['settings']['ci']:.0f}%"
-    if rows:
-        out += [
-            "### Shifts against the base model B, per probe family (primary metric)",
-            "",
-            f"Shift: mean paired shift vs B in the metric's units [{ci_pct} bootstrap CI]; "
-            "p_Holm: sign-flip p, Holm-adjusted across the families reported (per model); "
-            "xC, x seed sd: the shift as a multiple of the control adapter's |shift| and of the "
-            "sd across seeds of the per-seed shift"
-            + (
-                "; minus C: the shift minus the control adapter's on the same items."
-                if control
-                else "."
-            ),
-            "",
-        ]
-        header = ["probe", "metric", "n", "model", "shift vs B [CI]", "d_z", "p_Holm"]
-        header += ["xC", "minus C [CI]", "p (minus C)"] if control else []
-        # The seed floor exists only where an adapter has several seeds.
-        with_seeds = any(
-            a["effect"]["seed_sd"] is not None for r in rows for a in r["adapters"].values()
-        )
-        header += ["seed sd", "x seed sd"] if with_seeds else []
-        table = []
-        for r in rows:
-            models = ([(control, r["control"], None)] if r["control"] else []) + [
-                (m, a["effect"], a["vs_control"]) for m, a in r["adapters"].items()
-            ]
-            for i, (m, e, v) in enumerate(models):
-                line = [
-                    _label(r) if i == 0 else "",
-                    r["metric"] if i == 0 else "",
-                    r["n_items"] if i == 0 else "",
-                    m,
-                    _ci(e),
-                    _f(e["d_z"], True),
-                    _p(e["p_holm"]),
-                ]
-                if control:
-                    line += [
-                        _f(e["control_multiple"]),
-                        _ci(v, "mean_difference"),
-                        _p(v["p"]) if v else "-",
-                    ]
-                if with_seeds:
-                    line += [_f(e["seed_sd"]), _f(e["seed_sd_multiple"])]
-                table.append(line)
-        out += _table(header, table) + [""]
-    else:
-        out += ["No probe family could be compared with the base model.", ""]
-
-    p1 = report.get("p1")
-    if p1 and p1["target"]:
-        split = p1["headline_split"]
-        out += [f"### Did training take? P1 target-class top-choice rate ({split})", ""]
-        t = [
-            [
-                r["model"],
-                r["class"],
-                _ci(r["rate"], "mean", False),
-                _ci(r["base_rate"], "mean", False),
-                _ci(r["effects"].get(f"top_{r['class']}")),
-                (r["rate"] or {}).get("n_items", "-"),
-                (r["rate"] or {}).get("n_seeds", "-"),
-            ]
-            for r in p1["target"]
-            if r["split"] == split
-        ]
-        out += _table("adapter|target class|rate [CI]|B rate [CI]|shift vs B [CI]|n|seeds", t)
-        out += [
-            "",
-            "P1 is in the training format: it checks that training worked; the claims rest on "
-            "P2-P7.",
-            "",
-        ]
-
-    out += _specificity_md(report)
-    out += ["### Caveats", ""] + [f"- {c}" for c in _caveats(report)] + [""]
-    return out
-
-
-def _specificity_md(report: Mapping[str, Any]) -> list[str]:
-    out = ["### Specificity matrix", ""]
-    m = report.get("specificity")
-    if m:
-        out += [
-            "Standardized shift (d_z pooled over "
-            + ", ".join(sorted(m["metric_by_family"]))
-            + ") of each model on the depression- and paranoia-keyed probes "
-            + f"[{100 * m['ci_level']:.0f}% CI].",
-            "",
-        ]
-        rows = [
-            [model]
-            + [
-                _iv(m["d_z"][i][k], m["ci_low"][i][k], m["ci_high"][i][k])
-                for k in range(len(m["keys"]))
-            ]
-            + [m["n_seeds"][i]]
-            for i, model in enumerate(m["models"])
-        ]
-        rows.append(["n items"] + m["n_items"] + [""])
-        out += _table(["model"] + [f"{k}-keyed" for k in m["keys"]] + ["seeds"], rows) + [""]
-    else:
-        out += ["Not computed (see the notes).", ""]
-    s = report.get("dissociation")
-    out += ["### Dissociation contrast S", ""]
-    if s:
-        verdict = (
-            "each adapter moves its own probes more than the other's (CI excludes 0)"
-            if s["ci_low"] is not None and s["ci_low"] > 0
-            else "the reverse pattern (CI below 0)"
-            if s["ci_high"] is not None and s["ci_high"] < 0
-            else "no evidence of a dissociation at this n (CI includes 0)"
-        )
-        out += [
-            "S = (D on depression probes - D on paranoia probes) - (P on depression probes - P on "
-            "paranoia probes), on the standardized shifts above.",
-            "",
-            f"**S = {_ci(s, 's')}**, permutation p {_p(s['p'])}; items "
-            + ", ".join(f"{n} {k}-keyed" for k, n in s["n_items"].items())
-            + "; seeds "
-            + ", ".join(f"{m} {n}" for m, n in s["n_seeds"].items())
-            + f": {verdict}.",
-            "",
-        ]
-    else:
-        out += ["Not computed (see the notes).", ""]
-    return out
-
-
-def _caveats(report: Mapping[str, Any]) -> list[str]:
-    out = []
-    control = report["roles"].get("control")
-    if control is None:
-        out.append(
-            "No control adapter: nothing separates these shifts from what any fine-tuning does; "
-            "control-relative statements are not available."
-        )
-    else:
-        # Shifts whose CI excludes 0 but that are within twice the control adapter's shift.
-        small = [
-            f"{m} on {_label(r)} ({_f(e['control_multiple'])}xC)"
-            for r in report["headline"]
-            for m, a in r["adapters"].items()
-            for e in [a["effect"]]
-            if e["control_multiple"] is not None
-            and abs(e["control_multiple"]) < 2
-            and (e["ci_low"] > 0 or e["ci_high"] < 0)
-        ]
-        out.append(
-            "Noise floor: the control adapter's shift is what fine-tuning alone does; a shift "
-            "under twice it is not specific to the trained behaviour"
-            + (
-                f". Clear shifts within that floor: {'; '.join(small)}."
-                if small
-                else "; no clear headline shift is within it."
-            )
-        )
-    seeds = {m: len(v["seeds"]) for m, v in report["models"].items() if m != BASE_MODEL}
-    if seeds and max(seeds.values()) < 2:
-        out.append(
-            "One seed per adapter: the seed-to-seed spread is unknown; the CIs cover item "
-            "sampling only."
-        )
-    leak = report.get("lexical_leakage") or {}
-    if leak.get("fraction") is not None or leak.get("probe_words_in_training_vocabulary"):
-        words = leak.get("probe_words_in_training_vocabulary") or []
-        out.append(
-            f"Lexical leakage: {_f(leak.get('fraction'))} of the probe words occur in the training "
-            f"data ({len(words)} words, listed in report.json); P4 lexicon metrics are also given "
-            "over unseen words only (`*_unseen`)."
-        )
-    else:
-        out.append("Lexical leakage: no training-vocabulary overlap was supplied in the metadata.")
-    for c in leak.get("lexicon_metrics_with_and_without") or []:
-        out.append(
-            f"{c['model']} P4 {c['metric']}: {_ci(c['all_words'])} with all lexicon words, "
-            f"{_ci(c['unseen_words_only'])} with unseen words only."
-        )
-    out.append(
-        f"CIs from {report['settings']['n_resamples']} bootstrap resamples, p from "
-        f"{report['settings']['n_permutations']} permutations (exact below 17 items)."
-    )
-    return out
-
-
-def markdown_report(report: Mapping[str, Any], figure_paths: Sequence[str] = ()) -> str:
-    """`report.md` from the `report.json` dict: headline first, then the detail."""
-    md = report.get("metadata") or {}
-    base = md.get("base_model") or md.get("base") or md.get("model") or "unknown"
-    models = ", ".join(report["models"]) or "none"
-    out = [
-        "# Probe report",
-        "",
-        f"Base model: {base}. Models: {models}. {report['n_records']} records.",
-        "",
-    ]
-    out += _headline_md(report)
-    out += _p1_md(report.get("p1"))
-    out += _effects_md(report)
-    out += _levels_md(report)
-    out += _dose_md(report.get("dose_response") or [])
-    out += ["## Run", ""] + _metadata_md(md) + [""]
-    if figure_paths:
-        out += ["## Figures", ""] + [f"![{Path(p).stem}]({p})" for p in figure_paths] + [""]
-    out += ["## Notes", ""] + ([f"- {n}" for n in report["notes"]] or ["None."]) + [""]
-    return "\n".join(out)
-
-
-def _p1_md(p1: Mapping[str, Any] | None) -> list[str]:
-    if not p1:
-        return ["## P1 held-out decisions", "", "No P1 records.", ""]
-    out = ["## P1 held-out decisions", "", "Target-class rate of each adapter, every split:", ""]
-    rows = [
-        [
-            r["model"],
-            r["class"],
-            r["split"],
-            _ci(r["rate"], "mean", False),
-            _ci(r["base_rate"], "mean", False),
-            _ci(r["effects"].get(f"top_{r['class']}")),
-            _ci(r["effects"].get(f"p_{r['class']}")),
-            (r["rate"] or {}).get("n_items", "-"),
-        ]
-        for r in p1["target"]
-    ]
-    header = "adapter|target|split|top rate|B top rate|top rate shift|probability shift|n"
-    out += _table(header, rows) + [""]
-    out += ["Top-choice rate of every class, every model:", ""]
-    rows = []
-    cells = {(r["model"], r["split"], r["class"]): r for r in p1["rates"] if r["kind"] == "top"}
-    for split in p1["splits"]:
-        for m in dict.fromkeys(r["model"] for r in p1["rates"]):
-            got = [cells.get((m, split, c)) for c in p1["classes"]]
-            if any(got):
-                n = next(g for g in got if g)["n_items"]
-                rows.append([m, split] + [_ci(g, "mean", False) for g in got] + [n])
-    return out + _table(["model", "split"] + list(p1["classes"]) + ["n"], rows) + [""]
-
-
-def _effects_md(report: Mapping[str, Any]) -> list[str]:
-    out = ["## Effects by family (every metric, all items, final checkpoints)", ""]
-    by_family: dict[str, list] = defaultdict(list)
-    for e in report["effects"]:
-        by_family[e["family"]].append(e)
-    for f in sorted(by_family):
-        out += [f"### {f} {FAMILIES.get(f, '')}", ""]
-        rows = [
-            [
-                e["metric"],
-                e["key"] or "all",
-                e["model"],
-                _ci(e),
-                e["n_items"],
-                e["n_seeds"],
-                _p(e["p"]),
-                _p(e["p_holm"]),
-                _f(e["d_z"], True),
-                _f(e["control_shift"]),
-                _f(e["control_multiple"]),
-                _f(e["seed_sd"]),
-                _f(e["seed_sd_multiple"]),
-            ]
-            for e in sorted(by_family[f], key=lambda e: (e["metric"], e["key"] or "", e["model"]))
-        ]
-        header = "metric|items|model|shift vs B [CI]|n|seeds|p|p_Holm|d_z|control floor|xC"
-        header += "|seed sd|x seed sd"
-        out += _table(header, rows) + [""]
-    if not by_family:
-        out += ["No effects (see the notes).", ""]
-    return out
-
-
-def _levels_md(report: Mapping[str, Any]) -> list[str]:
-    out = []
-    p4 = [lv for lv in report["levels"] if lv["family"] == "P4" and lv["metric"] != "kl_model_base"]
-    if p4:
-        out += ["## Lexicon mass on open stems (P4), levels", ""]
-        out += _table(
-            ["metric", "model", "mean [CI]", "n"],
-            [[lv["metric"], lv["model"], _ci(lv, "mean", False), lv["n_items"]] for lv in p4],
-        ) + [""]
-    totals = report.get("p5_totals") or []
-    if totals:
-        out += [
-            "## Likert scale totals (P5)",
-            "",
-            "Sum over the items of one key and framing of "
-            "the expected item score (reverse keying applied).",
-            "",
-        ]
-        out += _table(
-            ["key", "framing", "model", "total [CI]", "items"],
-            [
-                [t["key"], t["framing"], t["model"], _ci(t, "mean", False), t["n_items"]]
-                for t in totals
-            ],
-        ) + [""]
-    return out
-
-
-def _dose_md(doses: Sequence[Mapping[str, Any]]) -> list[str]:
-    out = ["## Dose-response", ""]
-    if not doses:
-        return out + ["No model has several checkpoints or multipliers in the records.", ""]
-    rows = [
-        [
-            d["model"],
-            d["by"],
-            f"{d['family']}/{d['metric']}",
-            d["key"] or "all",
-            ", ".join(
-                f"{_f(x)}: {_f(y, True)}"
-                for x, y in zip(d["levels_l"], d["mean_delta_l"], strict=True)
-            ),
-            _iv(d["slope"], d["slope_ci_low"], d["slope_ci_high"]),
-            _iv(d["spearman_rho"], d["rho_ci_low"], d["rho_ci_high"]),
-            _p(d["p_trend"]),
-            d["n_items"],
-        ]
-        for d in doses
-    ]
-    header = "model|by|probe|items|level: mean shift|slope [CI]|Spearman rho [CI]|p trend|n"
-    return out + _table(header, rows) + [""]
-
-
-def _metadata_md(md: Mapping[str, Any]) -> list[str]:
-    if not md:
-        return ["No metadata."]
-    out = []
-    for k, v in md.items():
-        if k == "leakage":
-            continue
-        if isinstance(v, Mapping) and v and all(isinstance(x, Mapping) for x in v.values()):
-            cols = list(dict.fromkeys(c for x in v.values() for c in x))
-            out += ["", f"**{k}**", ""]
-            out += _table(
-                [""] + cols, [[name] + [_short(x.get(c)) for c in cols] for name, x in v.items()]
-            )
-            out.append("")
-        else:
-            out.append(f"- **{k}**: {_short(v)}")
-    return out
-
-
-def _short(v: Any, limit: int = 300) -> str:
-    if isinstance(v, float):
-        return _f(v)
-    if isinstance(v, list | tuple) and all(not isinstance(x, Mapping | list) for x in v):
-        text = ", ".join(map(str, v))
-    else:
-        text = v if isinstance(v, str) else json.dumps(_jsonable(v))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# --------------------------------------------------------------------------------------------
-# Generations.
-
-
-def generations_markdown(
-    generations: Sequence[Mapping[str, Any]], records: Sequence[Record] = ()
-) -> str:
-    """P6 completions side by side: per prompt, a table of samples x models (B, and every
-    adapter's final checkpoint at multiplier 1; several seeds get a column each)."""
-    keys = {r.item_id: r.key for r in records if r.family == "P6"}
-    out = ["# Generations", ""]
-    kept = [
-        g
-        for g in generations
-        if g.get("model")
-        and (
-            g["model"] == BASE_MODEL or (g.get("step") is None and g.get("multiplier", 1.0) == 1.0)
-        )
-    ]
-    if not kept:
-        return "\n".join(out + ["No generations.", ""])
-    column = lambda g: g["model"] + (f" (seed {g['seed']})" if g.get("seed") is not None else "")
-    seeds = defaultdict(set)
-    for g in kept:
-        seeds[g["model"]].add(g.get("seed"))
-    label = lambda g: column(g) if len(seeds[g["model"]]) > 1 else g["model"]
-    order = {m: i for i, m in enumerate(_model_order(seeds))}
-    columns = sorted(
-        {label(g): (order[g["model"]], str(g.get("seed"))) for g in kept}.items(),
-        key=lambda x: x[1],
-    )
-    columns = [c for c, _ in columns]
-    out += [f"Final checkpoints at multiplier 1; columns: {', '.join(columns)}.", ""]
-    by_prompt: dict[str, list] = defaultdict(list)
-    for g in kept:
-        by_prompt[str(g.get("item_id"))].append(g)
-    for pid in sorted(by_prompt):
-        gs = by_prompt[pid]
-        key = f" ({keys[pid]}-keyed)" if pid in keys else ""
-        prompt = next((g.get("prompt") for g in gs if g.get("prompt")), "")
-        out += [f"## {pid}{key}", ""] + [f"> {line}" for line in str(prompt).splitlines()] + [""]
-        cells = {(g.get("sample"), label(g)): str(g.get("text", "")).strip() for g in gs}
-        samples = sorted({s for s, _ in cells}, key=lambda s: (s is None, str(s).zfill(8)))
-        rows = [[s] + [cells.get((s, c), "") for c in columns] for s in samples]
-        out += _table(["sample"] + columns, rows) + [""]
-    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,32 @@ def mistral_config(**overrides) -> transformers.MistralConfig:
     return transformers.MistralConfig(**kwargs)
 
 
+def gemma3_config(**overrides) -> transformers.Gemma3TextConfig:
+    """Three layers (local, global, local) with a window of 4, shorter than the test sequences;
+    head_dim and query_pre_attn_scalar differ from hidden / heads so each is exercised."""
+    kwargs = dict(
+        TINY,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        query_pre_attn_scalar=24,
+        sliding_window=4,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+        rope_parameters={
+            "full_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
+        },
+        max_position_embeddings=64,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=1,
+        attn_implementation="eager",
+    )
+    kwargs.update(overrides)
+    return transformers.Gemma3TextConfig(**kwargs)
+
+
 def gpt2_config(**overrides) -> transformers.GPT2Config:
     kwargs = dict(
         vocab_size=96,

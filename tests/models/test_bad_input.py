@@ -98,4 +98,4 @@ def test_missing_path_and_offline_hub_id():
 
 
 def test_registry_names_its_families():
-    assert registry.supported_model_types() == ["gpt2", "llama", "mistral", "qwen2"]
+    assert registry.supported_model_types() == ["gemma3_text", "gpt2", "llama", "mistral", "qwen2"]

@@ -304,3 +304,67 @@ def test_several_seeds(tmp_path):
     e = _effect(rep, "depression", "P2", "logodds_negative", "depression")
     assert e["n_seeds"] == 2 and e["seed_sd"] is not None and e["ci_low"] > 0.5
     assert rep["specificity"]["n_seeds"] == [1, 2, 2, 2]
+
+
+def _md_rows(md: str, section: str) -> dict[str, list[list[str]]]:
+    """The table of one `## section` of a Markdown text: {first cell: rows}; a row with an empty
+    first cell continues the group above it."""
+    text = md.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    groups: dict[str, list[list[str]]] = {}
+    first = ""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    for line in lines[2:]:  # after the header and the rule
+        row = line[2:-2].split(" | ")
+        first = row[0] or first
+        groups.setdefault(first, []).append(row)
+    return groups
+
+
+def test_cross_architecture_summary(planted, tmp_path):
+    from pathjax.probes import report_md
+
+    assert report_lib.cross_architecture_summary is report_md.cross_architecture_summary
+    assert report_lib.markdown_report is report_md.markdown_report
+    full = planted[0]["report.json"]
+    rng = np.random.default_rng(5)
+    # A second architecture with the same planted effects but only P2 and P1; a third with
+    # every effect reversed and only P2.
+    partial = make_records(rng, families=("P2", "P1"))
+    flipped = make_records(rng, {m: (-d, -p) for m, (d, p) in PLANTED.items()}, families=("P2",))
+    for name, rs in (("partial", partial), ("flipped", flipped)):
+        rep = report_lib.build_report(rs, {"base_model": f"tiny-{name}"}, **FAST)
+        (tmp_path / f"{name}.json").write_text(json.dumps(rep))
+
+    md = report_lib.cross_architecture_summary({"llama": full, "gemma": tmp_path / "partial.json"})
+    archs = _md_rows(md, "Architectures")
+    assert archs["gemma"][0][1:] == ["tiny-partial", "control, depression, paranoia", "1"] + [
+        "P3, P4, P5, P6, P7"
+    ]
+    assert archs["llama"][0][-1] == "none"
+    shifts = _md_rows(md, "Shifts against B per probe family (primary metric)")
+    rows = {r[2]: r for r in shifts["P2 ambiguous situations, depression-keyed"]}
+    assert list(rows) == ["control", "depression", "paranoia"]
+    dep = rows["depression"]  # probe, metric, adapter, llama, gemma, direction
+    assert dep[3].startswith("+1") and dep[4].startswith("+1") and dep[5] == "agree (+)"
+    par = {r[2]: r for r in shifts["P5 Likert items, paranoia-keyed"]}["paranoia"]
+    assert par[3].startswith("+1") and par[4:] == ["-", "one architecture"]
+    p1 = _md_rows(md, "P1 target-class top-choice rate (test_domains)")
+    assert list(p1) == ["control", "depression", "paranoia"]
+    (dep,) = p1["depression"]
+    assert dep[1] == "withdrawal" and "(B " in dep[2] and "(B " in dep[3]
+    assert dep[4] == "agree (+)"
+    s = _md_rows(md, "Dissociation contrast S")
+    assert s["llama"][0][1].startswith("+") and s["gemma"][0][1].startswith("+")
+    assert "The directions agree across architectures" in md
+
+    md = report_lib.cross_architecture_summary(
+        {"llama": str(full), "flipped": tmp_path / "flipped.json"}
+    )
+    verdict = md.split("## Do the directions agree?")[1]
+    assert "do not agree" in verdict and "S point opposite ways" in verdict
+    assert "depression on P2 ambiguous situations, depression-keyed;" in verdict
+    s = _md_rows(md, "Dissociation contrast S")
+    assert s["flipped"][0][1].startswith("-")
+    (dep,) = _md_rows(md, "P1 target-class top-choice rate (test_domains)")["depression"]
+    assert dep[3:] == ["-", "one architecture"]  # no P1 in the flipped report
+    assert "nothing to compare" in report_lib.cross_architecture_summary({"llama": full})

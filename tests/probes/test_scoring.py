@@ -28,9 +28,7 @@ def test_suite_reverse_keying_matches_the_scorer():
     framing = suite.framings[sorted(item.texts)[0]]
     logp = np.log(np.array([[0.4, 0.3, 0.2, 0.1]]))
     via_item = scoring.likert_expected_score(logp, item.keyed_scores(framing), reverse=False)
-    via_flag = scoring.likert_expected_score(
-        logp, [o.score for o in framing.options], reverse=True
-    )
+    via_flag = scoring.likert_expected_score(logp, [o.score for o in framing.options], reverse=True)
     np.testing.assert_allclose(via_item, via_flag)
 
 

