@@ -159,12 +159,11 @@ def run_architecture(config, workdir: str) -> dict[str, Any]:
 
 
 def _dose_response(eval_config, runs, eval_dir: str, several_seeds: bool):
-    """The dose families at intermediate checkpoints and at other multipliers."""
+    """The dose families at intermediate checkpoints and at other multipliers, in one pass."""
     ev = eval_config.eval
     families = [f for f in ev.dose_families.split(",") if f]
-    if not families:
-        return []
-    sources, multiplied = [], []
+    multipliers = tuple(float(m) for m in ev.dose_multipliers if float(m) != 1.0)
+    sources = []
     for cond, seed, rc, run_dir in runs:
         if cond == "control" and len(runs) > 1:
             continue  # Dose-response is asked of the trained conditions.
@@ -173,24 +172,13 @@ def _dose_response(eval_config, runs, eval_dir: str, several_seeds: bool):
             steps = [s for s in steps if s in set(ev.dose_steps)]
         tag = seed if several_seeds else None
         sources += [run_lib.AdapterSource(cond, run_dir, cond, tag, s, rc) for s in steps]
-        multiplied.append(run_lib.AdapterSource(cond, run_dir, cond, tag, None, rc))
-    records = []
-    if sources:
-        recs, _ = run_lib.score_models(
-            eval_config, sources, eval_dir, families=families, keep_base=False
-        )
-        records += recs
-    multipliers = [float(m) for m in ev.dose_multipliers if float(m) != 1.0]
-    if multiplied and multipliers:
-        recs, _ = run_lib.score_models(
-            eval_config,
-            multiplied,
-            eval_dir,
-            families=families,
-            keep_base=False,
-            multipliers=multipliers,
-        )
-        records += recs
+        if multipliers:
+            sources.append(run_lib.AdapterSource(cond, run_dir, cond, tag, None, rc, multipliers))
+    if not families or not sources:
+        return []
+    records, _ = run_lib.score_models(
+        eval_config, sources, eval_dir, families=families, keep_base=False
+    )
     return records
 
 

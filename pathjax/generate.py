@@ -68,7 +68,7 @@ def _generate(graphdef, state, prompt_bp, mask_bp, rng, row_keys_b, eos_ids, pad
     model = nnx.merge(graphdef, state)
     batch, prompt_len = prompt_bp.shape
     cache = model.init_cache(batch, prompt_len + sampling.max_new_tokens)
-    logits_bpv, cache = model(prompt_bp, mask_bp, cache=cache)
+    logits_bpv, cache = model(prompt_bp, mask_bp, cache=cache, last_only=True)
     out_bn = jnp.full((batch, sampling.max_new_tokens), pad_id, jnp.int32)
 
     def is_eos(token_b):

@@ -38,6 +38,7 @@ class AdapterSource:
     seed: int | None = None
     step: int | None = None  # A checkpoint of a training workdir; None: the final adapter.
     config: Any = None  # The run's training config: needed to restore checkpoint steps.
+    multipliers: tuple[float, ...] = (1.0,)  # Scales of its delta to score (dose-response).
 
     @classmethod
     def parse(cls, text: str) -> AdapterSource:
@@ -72,13 +73,11 @@ def load_weights(source: AdapterSource, base_model) -> evaluator_lib.AdapterWeig
     return evaluator_lib.weights_from_model(trained.model, label)
 
 
-def scored_models(
-    sources: Sequence[AdapterSource], multipliers: Sequence[float] = (1.0,)
-) -> list[evaluator_lib.ScoredModel]:
-    """The base model, then every adapter at every multiplier (adapter k = sources[k])."""
+def scored_models(sources: Sequence[AdapterSource]) -> list[evaluator_lib.ScoredModel]:
+    """The base model, then every adapter at each of its multipliers (adapter k = sources[k])."""
     models = [evaluator_lib.ScoredModel(evaluator_lib.BASE)]
     for k, s in enumerate(sources):
-        for multiplier in multipliers:
+        for multiplier in s.multipliers:
             models.append(
                 evaluator_lib.ScoredModel(s.name, s.condition, s.seed, s.step, multiplier, k)
             )
@@ -125,14 +124,13 @@ def score_models(
     sources: Sequence[AdapterSource],
     out_dir: str,
     *,
-    multipliers: Sequence[float] = (1.0,),
     families: Sequence[str] = families_lib.FAMILIES,
     keep_base: bool = True,
 ) -> tuple[list[records_lib.Record], list[dict[str, Any]]]:
     """Scores base + adapters on `families`; per-family record files make it resumable."""
     limits = limits_from(config.eval)
     suite = items_lib.load_suite(config.eval.suite_version or None)
-    models = scored_models(sources, multipliers)
+    models = scored_models(sources)
     fingerprint = _fingerprint(
         {
             "models": [dataclasses.asdict(m) for m in models],
