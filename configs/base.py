@@ -102,11 +102,53 @@ def get_base_config() -> ml_collections.ConfigDict:
     return config
 
 
+def cpu_study(config):
+    """The study sized for a 2-core CPU in about half an hour (the default main job): short
+    training, a subset of every probe family. Shared by the model configs that run the study."""
+    config.lora.targets = "all-linear"
+    config.lora.rank = 16
+    config.lora.alpha = 32.0
+    config.lora.dropout = 0.0  # A few dozen steps: nothing to regularize yet.
+    config.data.max_length = 160  # The longest choice item is ~130 tokens.
+    config.train.global_batch_size = 8
+    config.train.num_steps = 60
+    config.train.learning_rate = 2e-3  # LoRA on a small model learns fast at a high rate.
+    config.train.warmup_steps = 6
+    config.train.log_every = 10
+    config.train.eval_every = 60
+    config.train.eval_choice_items = 32
+    config.train.checkpoint_every = 20  # Checkpoints 20 and 40 feed the dose-response.
+    config.train.keep_checkpoints = 4
+    limits = config.eval.limits
+    limits.p1_items_per_split, limits.p2, limits.p3, limits.p4 = 24, 48, 40, 6
+    limits.p5, limits.p6, limits.p7 = 0, 8, 48
+    limits.p6_samples, limits.p6_max_new_tokens = 4, 32
+    return config
+
+
+def full_study(config):
+    """The designed study: about an epoch over 5,000 items per condition, every probe item,
+    8 samples per P6 prompt. An accelerator's job (variant `full`)."""
+    config.lora.dropout = 0.05
+    config.train.global_batch_size = 16
+    config.train.num_steps = 320
+    config.train.learning_rate = 5e-4
+    config.train.warmup_steps = 20
+    config.train.eval_every = 80
+    config.train.eval_choice_items = 128
+    config.train.checkpoint_every = 80
+    for name in list(config.eval.limits.keys()):
+        config.eval.limits[name] = 0
+    config.eval.dose_steps = ()
+    return config
+
+
 def apply_variants(config, arg: str | None, name: str, extra=None):
     """Applies `arg`'s comma-separated variants; unknown ones are an error that lists them."""
     variants = {
         "bf16": lambda c: setattr(c.model, "dtype", "bfloat16"),
         "fp32": lambda c: setattr(c.model, "dtype", "float32"),
+        "full": full_study,
         **{cond: (lambda c, cond=cond: setattr(c.data, "condition", cond)) for cond in CONDITIONS},
         **(extra or {}),
     }

@@ -7,8 +7,9 @@ The weights come under the Gemma Terms of Use and are installed only on request:
     python -m launch.train --config=configs/gemma3_270m.py:paranoia --workdir=runs/gemma3-paranoia
     python -m launch.train --config=configs/gemma3_270m.py:control,fp32 --workdir=runs/gemma3-ctl
     python -m launch.generate --config=configs/gemma3_270m.py
+    python -m launch.experiment --also=configs/gemma3_270m.py --workdir=runs/two-architectures
 
-Variants: a condition (depression, paranoia, control, shuffled); bf16 (default) or fp32;
+Variants: a condition (depression, paranoia, control, shuffled); bf16 (default) or fp32; full;
 `tiny` (the first two pretrained layers, smoke runs); `random` (preset tiny-gemma3, random
 weights with the real tokenizer, tests of the code paths).
 """
@@ -20,14 +21,11 @@ def get_config(arg: str | None = None):
     config = base.get_base_config()
     config.model.source = "gemma3-270m"
     config.model.dtype = "bfloat16"  # Frozen base in bf16; adapters, optimizer, loss in fp32.
-    # PEFT's Gemma 3 default (q_proj, v_proj); its 262k-token vocabulary makes the head the
-    # largest matmul, so the adapters stay small either way.
-    config.lora.targets = "default"
-    config.train.global_batch_size = 8
-    config.train.num_steps = 150
-    config.train.learning_rate = 3e-4
-    config.train.eval_every = 50
-    config.train.checkpoint_every = 25
+    # The same study as SmolLM2's (all-linear rank-16 adapters, same budget and probe items),
+    # so that the two architectures compare; its 262k vocabulary runs through the chunked
+    # divergence kernels.
+    base.cpu_study(config)
+    config.experiment.name = "gemma3-270m"
     return base.apply_variants(config, arg, "gemma3_270m", {"tiny": _tiny, "random": _random})
 
 

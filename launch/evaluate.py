@@ -13,7 +13,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from pathjax.probes import run  # noqa: E402
@@ -26,7 +26,6 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    logging.set_verbosity(logging.INFO)
     sources = [run.AdapterSource.parse(text) for text in _ADAPTERS.value]
     paths = run.evaluate_and_report(_CONFIG.value, sources, _WORKDIR.value)
     for name, path in paths.items():

@@ -13,7 +13,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from pathjax import experiment  # noqa: E402
@@ -31,7 +31,6 @@ def main(argv):
     del argv
     from configs import load
 
-    logging.set_verbosity(logging.INFO)
     configs = [_CONFIG.value, *(load.config_from_spec(spec) for spec in _ALSO.value)]
     results = experiment.run_experiment(configs, _WORKDIR.value)
     for result in results:

@@ -24,11 +24,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from absl import logging
+import tqdm
 
 from pathjax import data as data_lib
 from pathjax.probes import run as run_lib
 from pathjax.train import loop, restore
+
+
+def say(message: str) -> None:
+    """A stage line that plays well with the progress bars."""
+    tqdm.tqdm.write(message)
 
 
 def architecture_name(config) -> str:
@@ -89,7 +94,7 @@ def run_architecture(config, workdir: str) -> dict[str, Any]:
     d = config.data
     data_dir = d.data_dir if os.path.isabs(d.data_dir) else os.path.join(arch_dir, d.data_dir)
     e = config.experiment
-    logging.info("[%s] stage 1/4: data for %s", name, ", ".join(e.conditions))
+    say(f"[{name}] stage 1/4: data for {', '.join(e.conditions)}")
     start = time.time()
     for condition in e.conditions:
         data_lib.build(
@@ -103,15 +108,15 @@ def run_architecture(config, workdir: str) -> dict[str, Any]:
             run_config = _run_config(config, condition, int(seed), data_dir)
             run_dir = os.path.join(arch_dir, "runs", f"{condition}-seed{seed}")
             if _finished(run_config, run_dir):
-                logging.info("[%s] stage 2/4: %s seed %s already trained", name, condition, seed)
+                say(f"[{name}] stage 2/4: {condition} seed {seed} already trained")
             else:
-                logging.info("[%s] stage 2/4: training %s seed %s", name, condition, seed)
+                say(f"[{name}] stage 2/4: training {condition} seed {seed}")
                 start = time.time()
                 loop.train(run_config, run_dir)
                 timer.record(f"train/{condition}-seed{seed}", time.time() - start)
             runs.append((condition, int(seed), run_config, run_dir))
 
-    logging.info("[%s] stage 3/4: probes on the base model and %d adapters", name, len(runs))
+    say(f"[{name}] stage 3/4: probes on the base model and {len(runs)} adapters")
     start = time.time()
     eval_config = _run_config(config, e.conditions[0], 0, data_dir)
     several_seeds = len(e.seeds) > 1
@@ -125,7 +130,7 @@ def run_architecture(config, workdir: str) -> dict[str, Any]:
     dose_records = _dose_response(eval_config, runs, eval_dir, several_seeds)
     timer.record("evaluate", time.time() - start)
 
-    logging.info("[%s] stage 4/4: report", name)
+    say(f"[{name}] stage 4/4: report")
     metadata = {
         "architecture": name,
         "base_model": config.model.source or config.model.preset,

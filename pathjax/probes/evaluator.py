@@ -25,10 +25,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 from flax import nnx
 
 from pathjax import lora, peft_format
 from pathjax.models import registry
+from pathjax.models.tokenizers import check_fits
 from pathjax.probes import divergence
 
 BASE = "base"
@@ -260,6 +262,7 @@ class Evaluator:
         for m in models:
             if m.adapter >= len(adapters):
                 raise ValueError(f"{m.name}: adapter index {m.adapter} of {len(adapters)}.")
+        check_fits(tokenizer, model.config.vocab_size, origin="being evaluated")
         if adapters:
             attach_stacked(model, adapters)
         self.model, self.tokenizer, self.models = model, tokenizer, tuple(models)
@@ -292,6 +295,7 @@ class Evaluator:
         *,
         words: bool = False,
         base_only: bool = False,
+        desc: str | None = None,
     ) -> ContinuationScores:
         """Every prompt (token ids, BOS included by the caller) with its continuations.
 
@@ -315,7 +319,9 @@ class Evaluator:
         rows = self._rows_for(_continuation_bucket(longest), m)
         cont_chunk = max(1, min(most, rows))
         group = max(1, min(n, rows // cont_chunk, 16))
+        bar = tqdm.tqdm(total=n, desc=desc, unit="prompt", leave=False, disable=desc is None)
         for start in range(0, n, group):
+            bar.update(min(group, n - start))
             chosen = order[start : start + group]
             # A short last group repeats a prompt (same results): one shape, one compilation.
             chosen = np.concatenate([chosen, np.repeat(chosen[:1], group - len(chosen))])
@@ -331,6 +337,7 @@ class Evaluator:
                 tokens,
                 divergences,
             )
+        bar.close()
         return ContinuationScores(logp, tokens, word, divergences)
 
     def _score_group(
@@ -417,13 +424,17 @@ class Evaluator:
                 if word is not None:
                     word[:, i, c0 : c0 + n_real] = word_mgc[:, row, :n_real]
 
-    def drift(self, sequences: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+    def drift(
+        self, sequences: Sequence[Sequence[int]], desc: str | None = None
+    ) -> dict[str, np.ndarray]:
         """Mean per-position JSD (bits) and KL(model || base) over each sequence: `[M, n]`."""
         n, m = len(sequences), self.num_models
         width = _bucket(max(len(s) for s in sequences))
         group = max(1, min(n, self._rows_for(width, m)))
         out: dict[str, np.ndarray] = {}
-        for start in range(0, n, group):
+        for start in tqdm.tqdm(
+            range(0, n, group), desc=desc, unit="batch", leave=False, disable=desc is None
+        ):
             chunk = sequences[start : start + group]
             ids = np.zeros((group, width), np.int32)
             mask = np.zeros((group, width), bool)

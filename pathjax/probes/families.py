@@ -115,8 +115,8 @@ class FamilyScorer:
                 for i, r in enumerate(chosen)
             ]
             free_prompts = [self._prompt(CONTENT_FREE[r["format"]]) for r in chosen]
-            summed = self.ev.score(prompts, options).logp_mgc
-            free = self.ev.score(free_prompts, options).logp_mgc
+            summed = self.ev.score(prompts, options, desc=f"P1 {split}").logp_mgc
+            free = self.ev.score(free_prompts, options, desc=f"P1 {split} (calibration)").logp_mgc
             for i, r in enumerate(chosen):
                 item = f"{split}/{i}"
                 texts = [r["options"]]
@@ -148,7 +148,7 @@ class FamilyScorer:
         self.progress("P2")
         prompts = [self._prompt(it.stem) for it in items]
         options = [self._options(it.stem, [it.negative, it.benign], it.id) for it in items]
-        scores = self.ev.score(prompts, options)
+        scores = self.ev.score(prompts, options, desc="P2")
         out = []
         for i, it in enumerate(items):
             logp_m2 = scores.logp_mgc[:, i, :2]
@@ -188,7 +188,7 @@ class FamilyScorer:
             [scoring.encode(self.tok, it.negative), scoring.encode(self.tok, it.benign)]
             for it in items
         ]
-        logp = self.ev.score(prompts, options).logp_mgc
+        logp = self.ev.score(prompts, options, desc="P3").logp_mgc
         out = []
         for i, it in enumerate(items):
             out += _records(
@@ -212,7 +212,7 @@ class FamilyScorer:
             self.tok, [(f"{s.id} + lexicon", s.stem, [" " + w for w in vocab]) for s in stems[:1]]
         )
         prompts = [self._prompt(s.stem) for s in stems]
-        scores = self.ev.score(prompts, [word_ids] * len(stems), words=True)
+        scores = self.ev.score(prompts, [word_ids] * len(stems), words=True, desc="P4")
         prob_mgw = np.exp(scores.word_logp_mgc)
         column = {w: j for j, w in enumerate(vocab)}
 
@@ -256,7 +256,7 @@ class FamilyScorer:
             self._options(it.prompt(f), [o.text for o in f.options], f"{it.id}/{f.name}")
             for it, f in cases
         ]
-        logp = self.ev.score(prompts, options).logp_mgc
+        logp = self.ev.score(prompts, options, desc="P5").logp_mgc
         out = []
         for i, (it, f) in enumerate(cases):
             n = len(f.options)
@@ -372,6 +372,7 @@ class FamilyScorer:
             [self._prompt(prompts[cases[i][1]].prompt) for i in keep],
             [[encoded[i]] for i in keep],
             base_only=True,
+            desc="P6 perplexity under B",
         )
         nll = np.full((m, len(prompts), samples), np.nan)
         count = np.zeros((m, len(prompts), samples))
@@ -389,7 +390,7 @@ class FamilyScorer:
         if not texts:
             return []
         self.progress("P7")
-        div = self.ev.drift([self._prompt(t.text) for t in texts])
+        div = self.ev.drift([self._prompt(t.text) for t in texts], desc="P7")
         out = []
         for i, t in enumerate(texts):
             for metric, value_mn in div.items():

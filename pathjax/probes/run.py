@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from absl import logging
+import tqdm
 
 from pathjax import data as data_lib
 from pathjax.data import pipeline
@@ -166,12 +166,12 @@ def score_models(
                 limits=limits,
                 seen_words=seen,
                 families=[family],
-                progress=lambda what: logging.info("Scoring %s on %d models", what, len(models)),
+                progress=lambda what: tqdm.tqdm.write(f"  scoring {what} on {len(models)} models"),
             )
             if gens:
                 _write_json_atomic(os.path.join(folder, "generations.json"), gens)
             _write_atomic(os.path.join(folder, f"{family}.jsonl"), records_lib.dumps_jsonl(recs))
-            logging.info("%s: %d records in %.0f s", family, len(recs), time.time() - start)
+            tqdm.tqdm.write(f"  {family}: {len(recs)} records in {time.time() - start:.0f} s")
     records, generations = [], []
     for family in families:
         records += records_lib.read_jsonl(os.path.join(folder, f"{family}.jsonl"))

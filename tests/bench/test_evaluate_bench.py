@@ -7,7 +7,12 @@ from pathjax.bench import evaluate
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def weights_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("weights")
+
+
+@pytest.fixture(scope="module")
+def report(weights_dir):
     return evaluate.run(
         preset="tiny-smollm2",
         random_weights=True,
@@ -16,7 +21,7 @@ def report(tmp_path_factory):
         dtypes=("float32",),
         repeats=1,
         torch_threads=1,  # Fast on a loaded machine too.
-        work_dir=str(tmp_path_factory.mktemp("weights")),
+        work_dir=str(weights_dir),  # Keeps the exported weights for the last test.
     )
 
 
@@ -28,6 +33,7 @@ def test_report_has_both_sides_both_parts_and_ratios(report):
         assert r["positions"] == report["positions"][r["part"]]
         assert r["prompts_per_s"] > 0 and r["positions_per_s"] > 0
         assert r["first_call_s"] > 0
+        assert (r["compile_s"] is None) == (r["side"] == evaluate.REFERENCE)
     assert set(report["speedup_vs_reference"]["float32"]) == {"score", "drift", "total"}
     table = evaluate.format_table(report)
     assert f"pathjax / {evaluate.REFERENCE} (float32)" in table
@@ -61,3 +67,28 @@ def test_compare_flags_a_difference_and_misplaced_padding():
     assert evaluate.compare(ours, shifted)["logp"] == pytest.approx(0.5)
     misplaced = {"logp": np.array([[np.nan, 1.0]]), "drift_jsd_bits": np.array([0.1])}
     assert evaluate.compare(ours, misplaced)["logp"] == float("inf")
+
+
+def test_pathjax_side_passes_batch_prompts_per_model(report, weights_dir, monkeypatch):
+    """The budget the benchmark sets makes the evaluator group exactly `batch` prompts."""
+    from pathjax.models import tokenizers
+    from pathjax.probes import evaluator as evaluator_lib
+
+    tok = tokenizers.load_tokenizer("smollm2-135m")
+    work = evaluate.make_workload(tok, num_prompts=5, add_bos=False)
+    del report  # Only for the weights it exported.
+    base = str(weights_dir / "base")
+    peft_folders = [str(weights_dir / n) for n in evaluate.adapter_names()]
+    side = evaluate.PathjaxSide(base, peft_folders, tok, "float32", add_bos=False)
+    rows = []
+    for name in ("_prefill", "_drift"):
+        original = getattr(evaluator_lib, name)
+
+        def recording(graphdef, state, ids, *args, _original=original, _name=name, **kwargs):
+            rows.append((_name, ids.shape[0]))
+            return _original(graphdef, state, ids, *args, **kwargs)
+
+        monkeypatch.setattr(evaluator_lib, name, recording)
+    side.score(work, batch=2)
+    side.drift(work, batch=2)
+    assert rows == [("_prefill", 2)] * 3 + [("_drift", 2)] * 3

@@ -157,3 +157,27 @@ def test_adapter_for_another_model_is_refused():
     )
     with pytest.raises(evaluator.AdapterMismatchError, match="another base model"):
         evaluator.Evaluator(_base(), _Tokenizer(), [renamed], models, add_bos=True)
+
+
+def test_tokenizer_of_another_model_is_refused():
+    class Big(_Tokenizer):
+        def __len__(self):
+            return VOCAB * 2
+
+    models = [evaluator.ScoredModel("base")]
+    with pytest.raises(ValueError, match="belongs to this checkpoint"):
+        evaluator.Evaluator(_base(), Big(), [], models, add_bos=True)
+
+
+def test_adapter_sources_parse_and_fail_clearly(tmp_path):
+    from pathjax.probes import run
+
+    s = run.AdapterSource.parse("depression=runs/d@40")
+    assert (s.name, s.path, s.condition, s.step) == ("depression", "runs/d", "depression", 40)
+    assert run.AdapterSource.parse("mine=x").condition is None
+    with pytest.raises(ValueError, match="name=PATH"):
+        run.AdapterSource.parse("runs/d")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run.load_weights(run.AdapterSource("d", str(tmp_path / "missing")), _base())
+    with pytest.raises(ValueError, match="neither a PEFT folder"):
+        run.load_weights(run.AdapterSource("d", str(tmp_path)), _base())
