@@ -319,40 +319,25 @@ class Evaluator:
         rows = self._rows_for(_continuation_bucket(longest), m)
         cont_chunk = max(1, min(most, rows))
         group = max(1, min(n, rows // cont_chunk, 16))
+        out = ContinuationScores(logp, tokens, word, divergences)
         bar = tqdm.tqdm(total=n, desc=desc, unit="prompt", leave=False, disable=desc is None)
         for start in range(0, n, group):
             bar.update(min(group, n - start))
             chosen = order[start : start + group]
             # A short last group repeats a prompt (same results): one shape, one compilation.
             chosen = np.concatenate([chosen, np.repeat(chosen[:1], group - len(chosen))])
-            self._score_group(
-                controls,
-                chosen,
-                prompts,
-                continuations,
-                cont_chunk,
-                longest,
-                logp,
-                word,
-                tokens,
-                divergences,
-            )
+            self._score_group(out, controls, chosen, prompts, continuations, cont_chunk, longest)
         bar.close()
-        return ContinuationScores(logp, tokens, word, divergences)
+        return out
 
-    def _score_group(
-        self,
-        controls,
-        chosen,
-        prompts,
-        continuations,
-        cont_chunk,
-        longest,
-        logp,
-        word,
-        tokens,
-        divergences,
-    ):
+    def _score_group(self, out, controls, chosen, prompts, continuations, cont_chunk, longest):
+        """Scores prompts `chosen` (one batch) into `out`, continuation chunk by chunk."""
+        logp, word, tokens, divergences = (
+            out.logp_mgc,
+            out.word_logp_mgc,
+            out.tokens_gc,
+            out.prompt_divergence,
+        )
         multiplier_m, index_m = controls
         m, g = len(multiplier_m), len(chosen)
         width = _bucket(max(len(prompts[i]) for i in chosen))
