@@ -30,14 +30,15 @@ model on its own (`2 * batch` rows per pass in score: one per continuation).
 Positions, the unit of positions/s, are scored token positions summed over the four models:
   score: continuation tokens (each token whose log-probability enters a sum), per model;
   drift: text tokens (each position whose next-token distribution enters the mean), per model.
-Both sides do the same work under this definition, so the positions/s ratio equals the
-prompts/s ratio.
+Both sides score the same positions, so the positions/s ratio equals the prompts/s ratio
+(the padding each side adds is its own cost and is not counted).
 
-Before anything is timed, the first call of each side (for pathjax it includes compilation,
-reported as `first_call_s`) is compared: the summed log-probs and divergences must agree within
-`TOLERANCES` of the precision, or `run` raises `DisagreementError` (a speed comparison of two
-computations that differ would mean nothing). Times are medians of `repeats` calls after that,
-the two sides interleaved call by call so that load from other processes hits both alike.
+Before anything is timed, the outputs of each side's first call are compared (for pathjax that
+call includes compilation: `first_call_s`, and `compile_s` = first call - median): the summed
+log-probs and divergences must agree within `TOLERANCES` of the precision, or `run` raises
+`DisagreementError` (a speed comparison of two computations that differ would mean nothing).
+Times are medians of `repeats` calls after that, the two sides interleaved call by call so that
+load from other processes hits both alike.
 """
 
 from __future__ import annotations
@@ -70,12 +71,13 @@ REFERENCE = "transformers+peft"
 PARTS = ("score", "drift")
 NUM_ADAPTERS = 3
 # Max |pathjax - transformers| over every model and item. float32: the two sides run the same
-# math in another order. bfloat16: each side rounds activations at other points (and PEFT keeps
-# its adapters float32 where pathjax casts them to the compute dtype), so only a loose check
-# that both compute the same thing is possible.
+# math in another order (SmolLM2-135M, 32 items: logp 9e-5, divergences 2e-6 at most). bfloat16:
+# each side rounds activations at other points (and PEFT keeps its adapters float32 where pathjax
+# casts them to the compute dtype): on SmolLM2-135M each side's summed logp lies up to ~0.3 nats
+# from the float32 value and the sides up to 0.45 apart, so only a loose check is possible.
 TOLERANCES = {
     "float32": {"logp": 1e-3, "jsd_bits": 1e-4, "kl_model_base": 1e-4},
-    "bfloat16": {"logp": 0.5, "jsd_bits": 0.02, "kl_model_base": 0.05},
+    "bfloat16": {"logp": 1.0, "jsd_bits": 0.03, "kl_model_base": 0.1},
 }
 
 
