@@ -40,6 +40,12 @@ _NUM_PROMPTS = flags.DEFINE_integer(
 _RANDOM_WEIGHTS = flags.DEFINE_bool(
     "random_weights", False, "evaluate: random weights of --preset, not its embedded checkpoint."
 )
+_TOKENIZER = flags.DEFINE_string(
+    "tokenizer",
+    "smollm2-135m",
+    "evaluate with --random_weights: the text's tokenizer ('gpt2', an embedded name, a .gguf "
+    "file or an HF folder); it must fit the preset's vocabulary.",
+)
 _TORCH_THREADS = flags.DEFINE_integer(
     "torch_threads", 0, "evaluate: torch intra-op threads (0: one per CPU)."
 )
@@ -59,6 +65,7 @@ def main(argv):
             rank=_RANK.value,
             targets=_TARGETS.value,
             random_weights=_RANDOM_WEIGHTS.value,
+            tokenizer=_TOKENIZER.value,
             with_reference=_REFERENCE.value,
             torch_threads=_TORCH_THREADS.value,
         )

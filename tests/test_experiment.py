@@ -6,6 +6,8 @@ is the same study finished.
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -74,3 +76,30 @@ def test_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     assert {r["step"] for r in records if r["model"] == "depression"} >= {2, 4, None}
     assert {r["multiplier"] for r in records if r["model"] == "paranoia"} >= {0.5, 1.0, 1.5}
     assert report  # Parsed: strict JSON.
+
+    # launch/evaluate.py on the study's adapters: the same models, items and suite give the
+    # same record set (reused, not rescored), and the launcher writes the report beside it.
+    runs = os.path.join(arch, "runs")
+    command = [
+        sys.executable,
+        "-m",
+        "launch.evaluate",
+        "--config=configs/tiny.py:random",
+        f"--config.data.data_dir={os.path.join(arch, 'data')}",
+        f"--workdir={os.path.join(arch, 'eval')}",
+        *(
+            f"--adapters={c}={os.path.join(runs, c + '-seed0')}"
+            for c in ("depression", "paranoia", "control")
+        ),
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "report.md" in done.stdout
+    assert os.path.exists(os.path.join(arch, "eval", "report", "figures"))
+    assert all(_files(arch)[path] == mtime for path, mtime in scored.items())
