@@ -54,7 +54,20 @@ class Limits:
 
 
 def _take(items: Sequence[Any], limit: int) -> Sequence[Any]:
-    return items[:limit] if limit > 0 else items
+    """At most `limit` items (0 = all), drawn round-robin over the items' keys in file order:
+    the probe files list depression-keyed items first, and a head slice would hold no other."""
+    if limit <= 0 or limit >= len(items):
+        return items
+    by_key: dict[Any, list[int]] = {}
+    for i, item in enumerate(items):
+        by_key.setdefault(getattr(item, "key", None), []).append(i)
+    queues = list(by_key.values())
+    chosen: list[int] = []
+    while len(chosen) < limit:
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    return [items[i] for i in sorted(chosen)]
 
 
 def _records(

@@ -82,3 +82,13 @@ def test_words_rates_and_distinct_n():
     assert scoring.lexicon_rate([], {"sad"}) == 0.0
     assert scoring.distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
     assert scoring.distinct_n(["a b c"], 2) == 1.0
+
+
+def test_item_limits_keep_every_key():
+    from pathjax.probes import families
+
+    suite = items.load_suite()
+    chosen = families._take(suite.ambiguous, 10)
+    keys = [i.key for i in chosen]
+    assert len(chosen) == 10 and keys.count("depression") == keys.count("paranoia") == 5
+    assert families._take(suite.ambiguous, 0) == suite.ambiguous
