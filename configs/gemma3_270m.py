@@ -45,6 +45,7 @@ def _random(config):
     config.model.source = ""
     config.model.num_layers = 0
     config.model.preset = "tiny-gemma3"
+    config.experiment.name = "tiny-gemma3-random"  # Never shares a folder with the real model.
     config.model.tokenizer = "gemma3-270m"  # The real tokenizer: the preset has its vocabulary.
     config.data.train_size = 64
     config.data.eval_size = 16
