@@ -46,6 +46,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.data.eval_size = 500
     config.data.seed = 0
     config.data.max_length = 256  # Longest example in tokens; batches pad to buckets below.
+    # Padded batch lengths (each a compiled shape); empty: powers of two from 64, then
+    # max_length. Fewer buckets: fewer compilations, more padding.
+    config.data.buckets = ()
 
     config.train = ml_collections.ConfigDict()
     config.train.seed = 0
@@ -115,6 +118,10 @@ def cpu_study(config):
     config.lora.alpha = 32.0
     config.lora.dropout = 0.0  # A few dozen steps: nothing to regularize yet.
     config.data.max_length = 160  # The longest choice item is ~130 tokens.
+    # One compiled shape for nearly every batch: a 30-layer train step takes about a minute to
+    # compile on this CPU, more than the padding of narrative items (~50 tokens) costs over 48
+    # steps of mostly mixed batches (a choice item, up to 133 SmolLM2 tokens, sets the length).
+    config.data.buckets = (136, 160)
     # Many small updates learn faster per example than few large ones at this budget.
     config.train.global_batch_size = 4
     config.train.num_steps = 48

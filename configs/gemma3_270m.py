@@ -34,6 +34,7 @@ def _tiny(config):
     config.data.train_size = 400
     config.data.eval_size = 40
     config.data.max_length = 128
+    config.data.buckets = ()  # Powers of two: the study's single bucket fits its longer items.
     config.train.num_steps = 60
     config.train.eval_every = 30
     config.train.eval_batches = 2
@@ -50,6 +51,7 @@ def _random(config):
     config.data.train_size = 64
     config.data.eval_size = 16
     config.data.max_length = 128
+    config.data.buckets = ()  # Powers of two: the study's single bucket fits its longer items.
     config.train.num_steps = 6
     config.train.eval_every = 6
     config.train.eval_batches = 1

@@ -32,7 +32,9 @@ _DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Precisions to me
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats (the median is reported).")
 _RANK = flags.DEFINE_integer("rank", 8, "LoRA rank (train and evaluate workloads).")
 _TARGETS = flags.DEFINE_string(
-    "targets", "default", "evaluate: LoRA targets ('default' = q_proj,v_proj; 'all-linear')."
+    "targets",
+    "default",
+    "train and evaluate: LoRA targets ('default' = q_proj,v_proj; 'all-linear').",
 )
 _NUM_PROMPTS = flags.DEFINE_integer(
     "num_prompts", 32, "evaluate: P2 stems scored and P7 texts drifted per call."
@@ -50,6 +52,12 @@ _TORCH_THREADS = flags.DEFINE_integer(
     "torch_threads", 0, "evaluate: torch intra-op threads (0: one per CPU)."
 )
 _REFERENCE = flags.DEFINE_bool("reference", True, "Also measure transformers (torch).")
+_HEAD_AT_TARGETS = flags.DEFINE_bool(
+    "head_at_targets",
+    True,
+    "train: pathjax runs the output head at the loss's positions only, as its training does "
+    "(--nohead_at_targets: at every position, as transformers does).",
+)
 _OUT = flags.DEFINE_string("out", "", "Write the JSON report here.")
 
 
@@ -72,7 +80,12 @@ def main(argv):
         print(evaluate.format_table(report))
     elif _WORKLOAD.value == "train":
         report = train.run(
-            **common, seq_len=_SEQ_LEN.value, rank=_RANK.value, with_reference=_REFERENCE.value
+            **common,
+            seq_len=_SEQ_LEN.value,
+            rank=_RANK.value,
+            targets=_TARGETS.value,
+            with_reference=_REFERENCE.value,
+            head_at_targets=_HEAD_AT_TARGETS.value,
         )
         print(train.format_table(report))
     else:

@@ -91,6 +91,40 @@ def test_no_gradient_reaches_frozen_weights(tiny):
     assert any(np.abs(np.asarray(g)).max() > 0 for g in jax.tree.leaves(base_grads))
 
 
+def test_head_at_target_positions_gives_the_full_logits_loss_and_gradients(tiny):
+    """The step's head-at-targets path equals the loss-masked loss over every position."""
+    _, folder, _ = tiny
+    model, _ = _with_trained_looking_adapters(folder)
+    graphdef, adapters, controls, base = step_lib.split_model(model)
+    ids = jnp.asarray(ref.random_ids((2, 10), model.config.vocab_size))
+    loss_mask = np.zeros((2, 10), np.float32)
+    loss_mask[0, 4:10] = 1  # Row 0: 6 target tokens; row 1: 3, then padding.
+    loss_mask[1, 5:8] = 1
+    attention = np.ones((2, 10), np.int32)
+    attention[1, 8:] = 0
+    positions = np.zeros((2, 8), np.int32)
+    weights = np.zeros((2, 8), np.float32)
+    positions[0, :6], weights[0, :6] = np.arange(3, 9), 1
+    positions[1, :3], weights[1, :3] = np.arange(4, 7), 1
+    full = {"input_ids": ids, "attention_mask": jnp.asarray(attention), "loss_mask": loss_mask}
+    at_targets = {**full, "target_positions": positions, "target_weights": weights}
+
+    def loss(adapters, batch):
+        logits = step_lib._forward(graphdef, adapters, controls, base, batch)
+        nll, tokens = step_lib.target_nll(logits, batch)
+        return nll / tokens, step_lib.target_accuracy(logits, batch)
+
+    (full_loss, full_acc), full_grads = jax.value_and_grad(loss, has_aux=True)(adapters, full)
+    (loss_t, acc_t), grads_t = jax.value_and_grad(loss, has_aux=True)(adapters, at_targets)
+    assert abs(float(full_loss) - float(loss_t)) < 1e-5
+    assert [float(x) for x in full_acc] == [float(x) for x in acc_t]
+    for a, b in zip(jax.tree.leaves(full_grads), jax.tree.leaves(grads_t), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=1e-4)
+    # The positions matter: shifting them back by one scores other tokens.
+    shifted = {**at_targets, "target_positions": positions - weights.astype(np.int32)}
+    assert abs(float(loss(adapters, shifted)[0]) - float(full_loss)) > 1e-3
+
+
 def test_merged_equals_unmerged_and_unmerge_restores(tiny):
     _, folder, _ = tiny
     model, config = _with_trained_looking_adapters(folder)

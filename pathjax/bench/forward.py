@@ -35,22 +35,25 @@ class Measurement:
     gflops_per_s: float
 
 
-def forward_flops(config, tokens: int, seq_len: int) -> float:
+def forward_flops(config, tokens: int, seq_len: int, head_tokens: int | None = None) -> float:
     """Matmul FLOPs of one forward pass: 2 per weight per token, plus attention scores/values.
 
-    Embedding lookups are free; the output projection (tied or not) is a vocab x hidden matmul.
+    Embedding lookups are free; the output projection (tied or not) is a vocab x hidden matmul,
+    run at `head_tokens` positions (default: every token; training runs it at targets only).
     """
     abstract = registry.abstract_model(registry.family_of(config), config)
     params = registry.count_params(abstract)
-    embedding_params = config.vocab_size * config.hidden_size
+    head_params = config.vocab_size * config.hidden_size
+    embedding_params = head_params
     if config.model_type == "gpt2":
         embedding_params += config.max_position_embeddings * config.hidden_size
     # The input table is a lookup; a tied head reuses it as a vocab x hidden matmul.
-    matmul_params = params - embedding_params
-    if getattr(config, "tie_word_embeddings", True):
-        matmul_params += config.vocab_size * config.hidden_size
+    body_params = params - embedding_params
+    if not getattr(config, "tie_word_embeddings", True):
+        body_params -= head_params  # An untied head is counted below, like a tied one.
     attention = 2 * 2 * config.num_layers * seq_len * config.num_heads * config.head_dim
-    return float(tokens) * (2 * matmul_params + attention)
+    head_tokens = tokens if head_tokens is None else head_tokens
+    return float(tokens) * (2 * body_params + attention) + 2.0 * head_tokens * head_params
 
 
 def _time(fn: Callable[[], object], repeats: int, warmup: int, desc: str) -> list[float]:

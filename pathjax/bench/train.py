@@ -57,17 +57,29 @@ def _train_config(num_steps: int) -> ml_collections.ConfigDict:
     )
 
 
-def make_batch(vocab_size: int, batch: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random tokens; the loss counts the predictions of the second half of each row."""
+def make_batch(
+    vocab_size: int, batch: int, seq_len: int, seed: int = 0, head_at_targets: bool = True
+) -> dict[str, np.ndarray]:
+    """Random tokens; the loss counts the predictions of the second half of each row.
+
+    `head_at_targets` adds the target positions, as pathjax's data pipeline does, so that the
+    step runs the output head there only; without them it runs at every position, as
+    transformers does.
+    """
     rng = np.random.RandomState(seed)
     input_ids_bl = rng.randint(0, vocab_size, (batch, seq_len)).astype(np.int32)
     loss_mask_bl = np.zeros((batch, seq_len), np.int32)
     loss_mask_bl[:, seq_len // 2 :] = 1
-    return {
+    out = {
         "input_ids": input_ids_bl,
         "attention_mask": np.ones((batch, seq_len), np.int32),
         "loss_mask": loss_mask_bl,
     }
+    if head_at_targets:
+        positions = np.arange(seq_len // 2 - 1, seq_len - 1, dtype=np.int32)
+        out["target_positions"] = np.tile(positions, (batch, 1))
+        out["target_weights"] = np.ones((batch, len(positions)), np.float32)
+    return out
 
 
 def adapter_shapes(config, lora_config: lora.LoraConfig) -> list[tuple[int, int, int]]:
@@ -193,13 +205,23 @@ def run(
     repeats: int = 5,
     warmup: int = 1,
     with_reference: bool = True,
+    head_at_targets: bool = True,
 ) -> dict:
-    """Measures both sides in each precision; the report is JSON-ready."""
+    """Measures both sides in each precision; the report is JSON-ready.
+
+    Both sides get the same FLOP count: the work the loss needs, so the head at the target
+    positions only (half of each row). transformers computes the head at every position, and
+    pathjax too with `head_at_targets=False`; that extra work does not count as useful.
+    """
     config = presets.preset_config(preset)
     lora_config = lora.LoraConfig(rank=rank, targets=targets)
-    data = make_batch(config.vocab_size, batch, seq_len)
+    data = make_batch(config.vocab_size, batch, seq_len, head_at_targets=head_at_targets)
     flops = step_lib.lora_training_flops(
-        config, adapter_shapes(config, lora_config), batch * seq_len, seq_len
+        config,
+        adapter_shapes(config, lora_config),
+        batch * seq_len,
+        seq_len,
+        head_tokens=batch * (seq_len - seq_len // 2),
     )
     results, peaks, reference_precision = [], {}, {}
     for dtype in dtypes:
@@ -241,6 +263,7 @@ def run(
         "preset": preset,
         "lora": dataclasses.asdict(lora_config),
         "loss_tokens_per_row": seq_len - seq_len // 2,
+        "pathjax_head_at_targets": head_at_targets,
         "flops_per_step": flops,
         "peak_flops_per_s": peaks,
         "results": [dataclasses.asdict(r) for r in results],

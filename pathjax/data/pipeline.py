@@ -8,6 +8,10 @@ slice of every global batch, rows `[p * b, (p + 1) * b)`):
 - `loss_mask [b, L] float32`: 1 where token t is a target token or the final EOS. The mask is
   aligned to the token being predicted: position t-1 predicts token t, so a step computes
   `nll(logits[:, :-1], input_ids[:, 1:])` weighted by `loss_mask[:, 1:]`.
+- `target_positions [b, K] int32`, `target_weights [b, K] float32`: the positions whose
+  predictions the loss reads (t-1 for every target token t, in order) and 1 where the entry is
+  real, 0 on padding. K is the smallest target bucket (powers of two from 32) that fits the
+  batch's longest target; the training step runs the output head at these positions only.
 - `target_index [b] int32`: which of the record's options is the target.
 - `example_index [b] int32`: the record's index in its split (options, classes, ...).
 
@@ -94,6 +98,13 @@ def default_buckets(max_length: int) -> tuple[int, ...]:
     return (*buckets, max_length)
 
 
+def target_bucket(span: int) -> int:
+    """Powers of two from 32: few distinct head widths, so few compilations (a 30-layer
+    train step takes about a minute to compile on a 2-core CPU; the behavioral targets all fit
+    32 tokens, and 32 rows of head cost little next to the prompt's 64-160)."""
+    return max(32, 1 << max(0, span - 1).bit_length())
+
+
 @dataclasses.dataclass(frozen=True)
 class _LocalBatch:
     """Global batch of example indices -> this process's padded numpy batch."""
@@ -108,21 +119,30 @@ class _LocalBatch:
     def __call__(self, global_indices: np.ndarray) -> dict[str, np.ndarray]:
         longest = int(self.lengths[global_indices].max())
         length = next(b for b in self.buckets if b >= longest)
+        spans = self.lengths[global_indices] - self.data.target_starts[global_indices]
+        width = min(target_bucket(int(spans.max())), length)
         start = self.process_index * self.local_batch_size
         local = global_indices[start : start + self.local_batch_size]
         n = len(local)
         input_ids = np.full((n, length), self.pad_id, dtype=np.int32)
         attention_mask = np.zeros((n, length), dtype=np.int32)
         loss_mask = np.zeros((n, length), dtype=np.float32)
+        target_positions = np.zeros((n, width), dtype=np.int32)
+        target_weights = np.zeros((n, width), dtype=np.float32)
         for row, i in enumerate(local):
             ids = self.data.ids[i]
+            first = self.data.target_starts[i]
             input_ids[row, : len(ids)] = ids
             attention_mask[row, : len(ids)] = 1
-            loss_mask[row, self.data.target_starts[i] : len(ids)] = 1.0
+            loss_mask[row, first : len(ids)] = 1.0
+            target_positions[row, : len(ids) - first] = np.arange(first - 1, len(ids) - 1)
+            target_weights[row, : len(ids) - first] = 1.0
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "loss_mask": loss_mask,
+            "target_positions": target_positions,
+            "target_weights": target_weights,
             "target_index": self.data.target_index[local],
             "example_index": local.astype(np.int32),
         }

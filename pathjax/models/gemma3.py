@@ -315,6 +315,7 @@ class Model(nnx.Module):
         positions: jax.Array | None = None,
         cache: layers.Cache | None = None,
         last_only: bool = False,
+        head_positions: jax.Array | None = None,
     ):
         cfg = self.config
         b, t = input_ids.shape
@@ -332,8 +333,7 @@ class Model(nnx.Module):
             layer_cache = None if cache is None else cache.layers[i]
             x, layer_cache = layer(x, inputs, inv_freq[cfg.layer_types[i]], layer_cache)
             new_layers.append(layer_cache)
-        if last_only:  # Prefill that only samples or scores the next token: no wasted head.
-            x = x[:, -1:]
+        x = layers.head_rows(x, last_only, head_positions)
         x = self.norm(x)
         head = self.embed_tokens.attend if self.lm_head is None else self.lm_head
         logits = head(x).astype(jnp.float32)

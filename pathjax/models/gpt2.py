@@ -165,6 +165,7 @@ class Model(nnx.Module):
         positions: jax.Array | None = None,
         cache: layers.Cache | None = None,
         last_only: bool = False,
+        head_positions: jax.Array | None = None,
     ):
         b, t = input_ids.shape
         inputs, valid_bs = layers.attention_inputs(attention_mask, positions, t, b, cache)
@@ -173,8 +174,7 @@ class Model(nnx.Module):
         for i, block in enumerate(self.h):
             x, layer_cache = block(x, inputs, None if cache is None else cache.layers[i])
             new_layers.append(layer_cache)
-        if last_only:  # Prefill that only samples or scores the next token: no wasted head.
-            x = x[:, -1:]
+        x = layers.head_rows(x, last_only, head_positions)
         logits = self.wte.attend(self.ln_f(x)).astype(jnp.float32)
         if cache is None:
             return logits

@@ -108,6 +108,17 @@ class Embed(nnx.Module):
         return matmul(x_btd.astype(self.dtype), table.T, jnp.float32)
 
 
+def head_rows(x_btd: jax.Array, last_only: bool, head_positions: jax.Array | None) -> jax.Array:
+    """The hidden states the output head reads: every position, the last one (prefill), or the
+    `head_positions [b, k]` (training on target tokens only: the head's vocabulary-wide matmul
+    and softmax are a fifth of a small model's FLOPs, wasted on prompt positions)."""
+    if last_only:
+        return x_btd[:, -1:]
+    if head_positions is not None:
+        return jnp.take_along_axis(x_btd, head_positions[..., None], axis=1)
+    return x_btd
+
+
 class RMSNorm(nnx.Module):
     """RMSNorm computed in float32 as transformers does; `offset=1` gives Gemma's `(1 + w)`."""
 

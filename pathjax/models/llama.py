@@ -249,6 +249,7 @@ class Model(nnx.Module):
         positions: jax.Array | None = None,
         cache: layers.Cache | None = None,
         last_only: bool = False,
+        head_positions: jax.Array | None = None,
     ):
         b, t = input_ids.shape
         inputs, valid_bs = layers.attention_inputs(attention_mask, positions, t, b, cache)
@@ -258,8 +259,7 @@ class Model(nnx.Module):
         for i, layer in enumerate(self.layers):
             x, layer_cache = layer(x, inputs, inv_freq, None if cache is None else cache.layers[i])
             new_layers.append(layer_cache)
-        if last_only:  # Prefill that only samples or scores the next token: no wasted head.
-            x = x[:, -1:]
+        x = layers.head_rows(x, last_only, head_positions)
         x = self.norm(x)
         head = self.embed_tokens.attend if self.lm_head is None else self.lm_head
         logits = head(x).astype(jnp.float32)

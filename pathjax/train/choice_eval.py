@@ -16,15 +16,22 @@ import numpy as np
 from flax import nnx
 from jax.experimental import multihost_utils
 
+from pathjax.data import pipeline
 from pathjax.train import step
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
-def continuation_logprobs(graphdef, state, ids_bl, attention_bl, continuation_bl):
-    """Summed log-probability of the tokens marked in `continuation_bl`, per row: `[b]`."""
+def continuation_logprobs(graphdef, state, ids_bl, attention_bl, positions_bk, weights_bk):
+    """Summed log-probability of each row's continuation: `[b]`.
+
+    `positions_bk` are the positions that predict the continuation's tokens (the head runs
+    there only) and `weights_bk` is 1 on real entries.
+    """
     model = nnx.merge(graphdef, *state)
-    token_logp_bl = step.next_token_logprobs(model(ids_bl, attention_bl), ids_bl)
-    return jnp.sum(token_logp_bl * continuation_bl[:, 1:], axis=-1)
+    batch = {"input_ids": ids_bl, "target_positions": positions_bk, "target_weights": weights_bk}
+    logits_bkv = model(ids_bl, attention_bl, head_positions=positions_bk)
+    token_logp_bk, _, weights_bk = step.target_logprobs(logits_bkv, batch)
+    return jnp.sum(token_logp_bk * weights_bk, axis=-1)
 
 
 def _encode(tokenizer, texts: Sequence[str]) -> list[list[int]]:
@@ -49,23 +56,26 @@ def option_scores(
             rows.append((list(prefix) + prompt, option))
     width = max(len(p) + len(o) for p, o in rows)
     width = -(-width // 16) * 16  # Few distinct shapes: few compilations.
+    head_width = pipeline.target_bucket(max(len(o) for _, o in rows))
     scores = []
     counts = np.asarray([len(o) for _, o in rows], np.float32)
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         ids = np.zeros((batch_size, width), np.int32)
         attention = np.zeros((batch_size, width), bool)
-        continuation = np.zeros((batch_size, width), np.float32)
+        positions = np.zeros((batch_size, head_width), np.int32)
+        weights = np.zeros((batch_size, head_width), np.float32)
         for i, (prompt, option) in enumerate(chunk):
             n = len(prompt) + len(option)
             ids[i, :n] = prompt + option
             attention[i, :n] = True
-            continuation[i, len(prompt) : n] = 1
-        arrays = {"ids": ids, "attention": attention, "continuation": continuation}
+            positions[i, : len(option)] = np.arange(len(prompt) - 1, n - 1)
+            weights[i, : len(option)] = 1
+        arrays = {"ids": ids, "attention": attention, "positions": positions, "weights": weights}
         if place is not None:  # Split the rows over the mesh, as training batches are.
             arrays = place(arrays)
         out = continuation_logprobs(
-            graphdef, state, arrays["ids"], arrays["attention"], arrays["continuation"]
+            graphdef, state, *(arrays[k] for k in ("ids", "attention", "positions", "weights"))
         )
         if not out.is_fully_addressable:  # Rows split across hosts: gather them everywhere.
             out = multihost_utils.process_allgather(out, tiled=True)

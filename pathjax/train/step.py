@@ -3,6 +3,8 @@
 Only the adapters and their optimizer state change; base weights come in as a separate,
 never-differentiated argument. The loss is the mean negative log-likelihood of target tokens
 (`loss_mask[t] = 1`: the prediction of token t from position t-1 counts), computed in float32.
+Batches from the pipeline also name those positions (`target_positions`), and the output head
+then runs there only.
 Gradient accumulation scans over micro-batches and sums token-weighted gradients, so it equals
 one big batch exactly.
 """
@@ -44,18 +46,34 @@ def next_token_logprobs(logits_blv: jax.Array, ids_bl: jax.Array) -> jax.Array:
     return token_logit_bl - jax.nn.logsumexp(logits_blv, axis=-1)
 
 
-def target_nll(logits_blv: jax.Array, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+def target_logprobs(logits, batch) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Log-probabilities of the target tokens, argmax hits, and their weights.
+
+    With `target_positions` in the batch the logits are the head's output at those positions
+    only (`[b, k, v]`); without, at every position (`[b, l, v]`, weighted by `loss_mask`).
+    """
+    if "target_positions" in batch:
+        ids_bk = jnp.take_along_axis(batch["input_ids"], batch["target_positions"] + 1, axis=1)
+        logits = logits.astype(jnp.float32)
+        token_logit_bk = jnp.take_along_axis(logits, ids_bk[..., None], axis=-1)[..., 0]
+        logp_bk = token_logit_bk - jax.nn.logsumexp(logits, axis=-1)
+        hits_bk = jnp.argmax(logits, axis=-1) == ids_bk
+        return logp_bk, hits_bk, batch["target_weights"].astype(jnp.float32)
+    logp_bl = next_token_logprobs(logits, batch["input_ids"])
+    hits_bl = jnp.argmax(logits[:, :-1], axis=-1) == batch["input_ids"][:, 1:]
+    return logp_bl, hits_bl, batch["loss_mask"][:, 1:].astype(jnp.float32)
+
+
+def target_nll(logits, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     """Summed NLL over target tokens and their count (float32)."""
-    token_logp_bl = next_token_logprobs(logits_blv, batch["input_ids"])
-    mask_bl = batch["loss_mask"][:, 1:].astype(jnp.float32)
-    return -jnp.sum(token_logp_bl * mask_bl), jnp.sum(mask_bl)
+    logp, _, weights = target_logprobs(logits, batch)
+    return -jnp.sum(logp * weights), jnp.sum(weights)
 
 
-def target_accuracy(logits_blv, batch) -> tuple[jax.Array, jax.Array]:
+def target_accuracy(logits, batch) -> tuple[jax.Array, jax.Array]:
     """Target tokens predicted exactly by argmax, and their count."""
-    hits_bl = jnp.argmax(logits_blv[:, :-1], axis=-1) == batch["input_ids"][:, 1:]
-    mask_bl = batch["loss_mask"][:, 1:].astype(jnp.float32)
-    return jnp.sum(hits_bl * mask_bl), jnp.sum(mask_bl)
+    _, hits, weights = target_logprobs(logits, batch)
+    return jnp.sum(hits * weights), jnp.sum(weights)
 
 
 def _forward(graphdef, adapters, controls, base, batch, dropout_key=None):
@@ -63,7 +81,11 @@ def _forward(graphdef, adapters, controls, base, batch, dropout_key=None):
     model = nnx.merge(graphdef, adapters, controls, base, copy=True)
     if dropout_key is not None:
         lora.set_controls(model, dropout_key=dropout_key)
-    return model(batch["input_ids"], batch["attention_mask"])
+    return model(
+        batch["input_ids"],
+        batch["attention_mask"],
+        head_positions=batch.get("target_positions"),
+    )
 
 
 def _micro_batches(batch: dict[str, jax.Array], accumulation: int) -> dict[str, jax.Array]:
@@ -138,15 +160,18 @@ def eval_step(adapters, base, batch, *, graphdef, controls) -> dict[str, jax.Arr
     return {"nll_sum": nll, "target_tokens": tokens, "token_hits": hits}
 
 
-def lora_training_flops(config, lora_paths_shapes, tokens: int, seq_len: int) -> float:
+def lora_training_flops(
+    config, lora_paths_shapes, tokens: int, seq_len: int, head_tokens: int | None = None
+) -> float:
     """FLOPs of one LoRA training step: forward, plus activation gradients through the frozen
     base (no weight gradients), plus forward and both backward matmuls of the adapters.
 
-    `lora_paths_shapes`: `(in, out, rank)` of each adapter.
+    `lora_paths_shapes`: `(in, out, rank)` of each adapter; `head_tokens`: the positions the
+    output head runs at (default: every token).
     """
     from pathjax.bench.forward import forward_flops
 
-    forward = forward_flops(config, tokens, seq_len)
+    forward = forward_flops(config, tokens, seq_len, head_tokens)
     adapter = sum(2 * tokens * r * (i + o) for i, o, r in lora_paths_shapes)
     # Backward: activation gradients cost a forward again; adapter weight gradients twice.
     return 2 * forward + 3 * adapter

@@ -48,6 +48,14 @@ def test_loss_mask_covers_exactly_the_target_and_eos(records, tokenizer):
             assert tokenizer.decode(ids[mask][:-1]) == r["target"]
             assert not (mask & (batch["attention_mask"][row] == 0)).any()
             assert batch["target_index"][row] == r["target_index"]
+            # The head's positions predict exactly the masked tokens, in order.
+            weights = batch["target_weights"][row].astype(bool)
+            predicted = batch["target_positions"][row][weights] + 1
+            np.testing.assert_array_equal(predicted, np.flatnonzero(mask))
+            assert not batch["target_positions"][row][~weights].any()
+        assert batch["target_positions"].shape[1] == pipeline.target_bucket(
+            int(batch["target_weights"].sum(1).max())
+        )
 
 
 def test_batches_have_the_documented_contract(records, gpt2_tokenizer):
