@@ -8,6 +8,7 @@ repeats after warm-up (compilation excluded for JAX, one untimed call for torch)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import platform
 import statistics
@@ -35,14 +36,20 @@ class Measurement:
     gflops_per_s: float
 
 
+@functools.lru_cache(maxsize=16)
+def parameter_count(config) -> int:
+    """Parameters of an architecture, from its abstract model (about a second for a 30-layer
+    model, so once per config: the training loop counts FLOPs at every step)."""
+    return registry.count_params(registry.abstract_model(registry.family_of(config), config))
+
+
 def forward_flops(config, tokens: int, seq_len: int, head_tokens: int | None = None) -> float:
     """Matmul FLOPs of one forward pass: 2 per weight per token, plus attention scores/values.
 
     Embedding lookups are free; the output projection (tied or not) is a vocab x hidden matmul,
     run at `head_tokens` positions (default: every token; training runs it at targets only).
     """
-    abstract = registry.abstract_model(registry.family_of(config), config)
-    params = registry.count_params(abstract)
+    params = parameter_count(config)
     head_params = config.vocab_size * config.hidden_size
     embedding_params = head_params
     if config.model_type == "gpt2":

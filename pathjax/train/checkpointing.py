@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -52,11 +53,23 @@ class Checkpointer:
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
 
-    def save(self, step: int, state: Any, meta: dict[str, Any], *, force: bool = False) -> bool:
+    def save(
+        self,
+        step: int,
+        state: Any,
+        meta: dict[str, Any] | Callable[[], dict[str, Any]],
+        *,
+        force: bool = False,
+    ) -> bool:
+        """Saves at every `every`-th step (or when forced). `meta` may be a function: it is
+        then called only when a checkpoint is written (it reads package versions, slow to do
+        at every step)."""
         if not force and step % self.every:
             return False
         if step in self.manager.all_steps():
             return False
+        if callable(meta):
+            meta = meta()
         return self.manager.save(
             step,
             args=ocp.args.Composite(

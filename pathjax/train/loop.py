@@ -317,7 +317,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
                     + ", ".join(f"validation {k} {v:.4f}" for k, v in last_val.items())
                 )
                 window_start = time.perf_counter()  # Validation time is not training time.
-            checkpointer.save(done, state, meta_now(), force=done == end_step)
+            checkpointer.save(done, state, meta_now, force=done == end_step)
     finally:
         progress.close()
         checkpointer.close()
