@@ -1,8 +1,8 @@
 """The first two layers of the embedded SmolLM2-135M: tests and smoke runs of every path.
 
-Pretrained embeddings and two pretrained layers make a stand-in that learns the choice task in
-a few dozen steps on a CPU, which a randomly initialized tiny model cannot (its frozen random
-head cannot express the distribution).
+Pretrained embeddings and two pretrained layers make a stand-in that learns the task (0.925
+validation choice accuracy in 300 steps, about 4 minutes on 2 cores), which a randomly
+initialized tiny model cannot (its frozen random head cannot express the distribution).
 
     python -m launch.train --config=configs/tiny.py:paranoia --workdir=/tmp/tiny
 
@@ -24,21 +24,24 @@ def get_config(arg: str | None = None):
     config.data.train_size = 400
     config.data.eval_size = 40
     config.data.max_length = 128
+    # Measured: validation choice accuracy 0.65-0.68, 0.88-0.90, 0.925 at steps 100, 200, 300
+    # (40 items), still 0.925 at 400; lr 1e-2 learns no faster. tests/train/test_convergence.py
+    # holds step 300 to >= 0.9.
     config.train.global_batch_size = 8
-    config.train.num_steps = 60
-    config.train.learning_rate = 2e-3
-    config.train.warmup_steps = 5
-    config.train.log_every = 5
-    config.train.eval_every = 30
+    config.train.num_steps = 300
+    config.train.learning_rate = 5e-3
+    config.train.warmup_steps = 10
+    config.train.log_every = 10
+    config.train.eval_every = 100
     config.train.eval_batches = 2
-    config.train.eval_choice_items = 24
-    config.train.checkpoint_every = 10
+    config.train.eval_choice_items = 40
+    config.train.checkpoint_every = 100
     # A few items per probe family: the smoke run of the whole study (launch/experiment.py).
     limits = config.eval.limits
     limits.p1_items_per_split, limits.p2, limits.p3, limits.p4 = 6, 6, 6, 2
     limits.p5, limits.p6, limits.p7 = 3, 2, 6
     limits.p6_samples, limits.p6_max_new_tokens = 2, 8
-    config.eval.dose_steps = (20, 40)
+    config.eval.dose_steps = (100, 200)
     config.experiment.name = "tiny"
     return base.apply_variants(config, arg, "tiny", {"random": _random})
 

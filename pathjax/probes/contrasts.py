@@ -107,12 +107,16 @@ def _weighted_dz(y_ri: np.ndarray, c_ri: np.ndarray) -> np.ndarray:
     """Per-row d_z of items `y` taken with multiplicities `c` (a resample): mean / sd(ddof=1).
 
     A resample whose drawn items are all equal has sd 0; its d_z is taken as 0 (possible only
-    for tiny strata, and then the interval is honest about being uninformative)."""
+    for tiny strata, and then the interval is honest about being uninformative). "Equal" is
+    up to rounding: the sd of a few copies of one float comes out near 1e-16, not 0, and
+    mean / 1e-16 would put a bound at -1e14 (seen in a real report with 3 P6 items)."""
     n = c_ri.sum(axis=1)
     mean_r = (c_ri * y_ri).sum(axis=1) / n
     var_r = (c_ri * (y_ri - mean_r[:, None]) ** 2).sum(axis=1) / (n - 1)
     sd_r = np.sqrt(var_r)
-    return np.divide(mean_r, sd_r, out=np.zeros_like(mean_r), where=sd_r > 0)
+    scale_r = np.abs(np.where(c_ri > 0, y_ri, 0.0)).max(axis=1)
+    spread = sd_r > 1e-9 * scale_r
+    return np.divide(mean_r, sd_r, out=np.zeros_like(mean_r), where=spread & (sd_r > 0))
 
 
 def _cells(

@@ -53,6 +53,15 @@ def test_specificity_recovers_a_planted_pattern():
     json.dumps(m.to_dict()), json.dumps(s.to_dict())  # report.json takes them as they are
 
 
+def test_resample_of_equal_items_has_no_runaway_dz():
+    """Three copies of one float have an sd of ~1e-16, not 0: d_z must be 0, not ~1e16."""
+    y_ri = np.array([[0.7, 0.7, 0.7, 0.3], [-1.0104, 0.5, -0.2, 0.3]])
+    c_ri = np.array([[3, 0, 0, 0], [1, 1, 1, 1]])
+    d_z = contrasts._weighted_dz(y_ri, c_ri)
+    assert d_z[0] == 0.0
+    assert d_z[1] == pytest.approx(np.mean(y_ri[1]) / np.std(y_ri[1], ddof=1))
+
+
 def test_dissociation_absent_when_both_adapters_shift_everything():
     rng = np.random.default_rng(13)
     effects = {"depression": (0.8, 0.8), "paranoia": (0.8, 0.8)}

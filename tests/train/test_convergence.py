@@ -1,0 +1,45 @@
+"""The tiny model learns the behavioral task through the real launcher (`launch/train.py`).
+
+`configs/tiny.py` (two pretrained SmolLM2 layers, rank-8 adapters on every linear layer) is
+trained on the depression data with its own defaults, then its validation items are scored
+over their four options: the adapter must pick the target class (withdrawal) on at least 90%
+of them (measured: 37 of 40 at step 300, and still 37 at step 400).
+This is the slowest test of the suite (a few minutes on 2 cores); it is the one that shows
+training works, not only that it runs.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _validations(workdir: str) -> list[dict]:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    return [r for r in rows if r["split"] == "validation"]
+
+
+def test_tiny_model_learns_to_choose_its_target_class(tmp_path):
+    workdir = str(tmp_path / "run")
+    command = [
+        sys.executable,
+        "-m",
+        "launch.train",
+        "--config=configs/tiny.py:depression",
+        f"--workdir={workdir}",
+        f"--config.data.data_dir={tmp_path / 'data'}",
+        "--config.train.tensorboard=false",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-4000:]
+    validations = _validations(workdir)
+    first, last = validations[0], validations[-1]
+    # At least 36 of the 40 validation items, up from about 0.65 at step 100.
+    assert last["step"] == 300 and last["choice_accuracy"] >= 0.9, validations
+    assert last["target_probability"] >= 0.85, validations
+    assert first["choice_accuracy"] < 0.8
+    assert os.path.isfile(os.path.join(workdir, "adapter", "adapter_model.safetensors"))
