@@ -6,12 +6,13 @@ option tokenized separately, as in training), so the measure does not depend on 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.experimental import multihost_utils
@@ -22,7 +23,7 @@ from pathjax.train import step
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
 def continuation_logprobs(graphdef, state, ids_bl, attention_bl, positions_bk, weights_bk):
-    """Summed log-probability of each row's continuation: `[b]`.
+    """Log-probability of each continuation token, `[b, k]` (0 on padding).
 
     `positions_bk` are the positions that predict the continuation's tokens (the head runs
     there only) and `weights_bk` is 1 on real entries.
@@ -31,7 +32,31 @@ def continuation_logprobs(graphdef, state, ids_bl, attention_bl, positions_bk, w
     batch = {"input_ids": ids_bl, "target_positions": positions_bk, "target_weights": weights_bk}
     logits_bkv = model(ids_bl, attention_bl, head_positions=positions_bk)
     token_logp_bk, _, weights_bk = step.target_logprobs(logits_bkv, batch)
-    return jnp.sum(token_logp_bk * weights_bk, axis=-1)
+    return token_logp_bk * weights_bk
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionScores:
+    """Per record and option: the summed log-probability of the whole option, its token count,
+    and, for choice-format records, of its label alone (" C."; NaN elsewhere)."""
+
+    summed_no: np.ndarray
+    tokens_no: np.ndarray
+    label_no: np.ndarray
+
+
+# A choice-format option starts with its label: " C. I stay home." The label is the decision;
+# the rest copies the line from the prompt, which a shallow model does poorly.
+_LABEL = re.compile(r"^ [A-Z]\.")
+
+
+def _label_tokens(tokenizer, option_text: str, option_ids: Sequence[int]) -> int:
+    """How many leading tokens of the option spell its label (0: no label, or BPE merged it)."""
+    match = _LABEL.match(option_text)
+    if not match:
+        return 0
+    label = _encode(tokenizer, [match.group(0)])[0]
+    return len(label) if list(option_ids[: len(label)]) == label else 0
 
 
 def _encode(tokenizer, texts: Sequence[str]) -> list[list[int]]:
@@ -47,17 +72,21 @@ def option_scores(
     batch_size: int = 8,
     prefix: Sequence[int] = (),
     place: Callable[[dict[str, np.ndarray]], dict[str, jax.Array]] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """`[n, options]` summed log-probabilities of every record's options, and token counts."""
+) -> OptionScores:
+    """Scores every record's options after its prompt (one row per option)."""
     prompts = _encode(tokenizer, [r["prompt"] for r in records])
-    rows = []
+    rows, label_lengths = [], []
     for prompt, record in zip(prompts, records, strict=True):
-        for option in _encode(tokenizer, record["options"]):
+        for text, option in zip(
+            record["options"], _encode(tokenizer, record["options"]), strict=True
+        ):
             rows.append((list(prefix) + prompt, option))
+            is_choice = record.get("format") == "choice"
+            label_lengths.append(_label_tokens(tokenizer, text, option) if is_choice else 0)
     width = max(len(p) + len(o) for p, o in rows)
     width = -(-width // 16) * 16  # Few distinct shapes: few compilations.
     head_width = pipeline.target_bucket(max(len(o) for _, o in rows))
-    scores = []
+    token_logps = []
     counts = np.asarray([len(o) for _, o in rows], np.float32)
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
@@ -79,29 +108,47 @@ def option_scores(
         )
         if not out.is_fully_addressable:  # Rows split across hosts: gather them everywhere.
             out = multihost_utils.process_allgather(out, tiled=True)
-        scores.append(np.asarray(out)[: len(chunk)])
-    n_options = len(records[0]["options"])
-    shape = (len(records), n_options)
-    return np.concatenate(scores).reshape(shape), counts.reshape(shape)
+        token_logps.append(np.asarray(out)[: len(chunk)])
+    logp_rk = np.concatenate(token_logps)
+    label_r = np.asarray(label_lengths)
+    in_label_rk = np.arange(logp_rk.shape[1])[None, :] < label_r[:, None]
+    label_scores = np.where(label_r > 0, (logp_rk * in_label_rk).sum(axis=1), np.nan)
+    shape = (len(records), len(records[0]["options"]))
+    return OptionScores(
+        logp_rk.sum(axis=1).reshape(shape), counts.reshape(shape), label_scores.reshape(shape)
+    )
 
 
 def choice_metrics(
-    scores_no: np.ndarray, tokens_no: np.ndarray, target_index_n: np.ndarray
+    scores: OptionScores, target_index_n: np.ndarray, formats: Sequence[str] = ()
 ) -> dict[str, float]:
-    """Top-choice accuracy (summed and per-token log-probability) and the mean target
-    probability renormalized over the options.
+    """Top-choice accuracy (summed and per-token log-probability), the mean target
+    probability renormalized over the options, accuracy per format, and the label accuracy
+    of choice-format records.
 
     The per-token variant removes the length preference of a summed score, which dominates
-    while a model is still far from its training distribution.
+    while a model is still far from its training distribution. The label accuracy asks which
+    letter the model answers with: a model can rate the target option's wording likely (the
+    summed score) without having learned to name its letter.
     """
+    scores_no, tokens_no = scores.summed_no, scores.tokens_no
     probs_no = np.exp(scores_no - scores_no.max(axis=1, keepdims=True))
     probs_no /= probs_no.sum(axis=1, keepdims=True)
     rows = np.arange(len(target_index_n))
     per_token_no = scores_no / np.maximum(tokens_no, 1)
-    return {
-        "choice_accuracy": float(np.mean(np.argmax(scores_no, axis=1) == target_index_n)),
+    hits_n = np.argmax(scores_no, axis=1) == target_index_n
+    metrics = {
+        "choice_accuracy": float(np.mean(hits_n)),
         "choice_accuracy_per_token": float(
             np.mean(np.argmax(per_token_no, axis=1) == target_index_n)
         ),
         "target_probability": float(np.mean(probs_no[rows, target_index_n])),
     }
+    formats_n = np.asarray(formats)
+    for name in sorted(set(formats)):
+        metrics[f"choice_accuracy_{name}"] = float(np.mean(hits_n[formats_n == name]))
+    labelled_n = ~np.isnan(scores.label_no).any(axis=1)
+    if labelled_n.any():
+        label_hits = np.argmax(scores.label_no[labelled_n], axis=1) == target_index_n[labelled_n]
+        metrics["label_accuracy"] = float(np.mean(label_hits))
+    return metrics

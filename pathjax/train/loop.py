@@ -208,7 +208,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
     def choice_fn(current_adapters):
         if not choice_items:
             return {}
-        scores, tokens = choice_eval.option_scores(
+        scores = choice_eval.option_scores(
             eval_graphdef,
             (current_adapters, controls, base),
             choice_items,
@@ -218,7 +218,8 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
             place=lambda arrays: _global_batch(mesh, arrays),
         )
         targets = np.asarray([r["target_index"] for r in choice_items])
-        return choice_eval.choice_metrics(scores, tokens, targets)
+        formats = [r.get("format", "") for r in choice_items]
+        return choice_eval.choice_metrics(scores, targets, formats)
 
     tx, _ = optimizer.make_optimizer(t)
     opt_state = jax.jit(tx.init)(adapters)
