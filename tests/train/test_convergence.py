@@ -4,6 +4,12 @@
 trained on the depression data with its own defaults, then its validation items are scored
 over their four options: the adapter must pick the target class (withdrawal) on at least 90%
 of them (measured: 37 of 40 at step 300, and still 37 at step 400).
+
+That score is the likelihood of each whole answer line. On choice-format items the letter
+alone (`label_accuracy`) stays near chance for this two-layer model (0.15 of 20 at step 300):
+it learns the wording of withdrawal answers, not which letter the prompt gave them. The test
+records that metric but does not hold it.
+
 This is the slowest test of the suite (a few minutes on 2 cores); it is the one that shows
 training works, not only that it runs.
 """
@@ -42,4 +48,5 @@ def test_tiny_model_learns_to_choose_its_target_class(tmp_path):
     assert last["step"] == 300 and last["choice_accuracy"] >= 0.9, validations
     assert last["target_probability"] >= 0.85, validations
     assert first["choice_accuracy"] < 0.8
+    assert {"choice_accuracy_choice", "choice_accuracy_narrative", "label_accuracy"} <= set(last)
     assert os.path.isfile(os.path.join(workdir, "adapter", "adapter_model.safetensors"))
