@@ -115,8 +115,8 @@ def train_step(
 
     def loss_sum(adapters, micro, key):
         logits = _forward(graphdef, adapters, controls, base, micro, dropout_key=key)
-        nll, tokens = target_nll(logits, micro)
-        hits, _ = target_accuracy(logits, micro)
+        logp, hits, weights = target_logprobs(logits, micro)
+        nll, tokens, hits = -jnp.sum(logp * weights), jnp.sum(weights), jnp.sum(hits * weights)
         return nll, (tokens, hits)
 
     grad_fn = jax.value_and_grad(loss_sum, has_aux=True)
@@ -155,8 +155,8 @@ def train_step(
 def eval_step(adapters, base, batch, *, graphdef, controls) -> dict[str, jax.Array]:
     """Sums (not means) so that the caller can add batches of different sizes exactly."""
     logits = _forward(graphdef, adapters, controls, base, batch)
-    nll, tokens = target_nll(logits, batch)
-    hits, _ = target_accuracy(logits, batch)
+    logp, hits, weights = target_logprobs(logits, batch)
+    nll, tokens, hits = -jnp.sum(logp * weights), jnp.sum(weights), jnp.sum(hits * weights)
     return {"nll_sum": nll, "target_tokens": tokens, "token_hits": hits}
 
 
