@@ -114,6 +114,10 @@ def limits_from(eval_config) -> families_lib.Limits:
     return families_lib.Limits(**{k: int(v) for k, v in eval_config.limits.items() if k in fields})
 
 
+def _relative_to(path: str, out_dir: str) -> str:
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(out_dir))
+
+
 def _fingerprint(payload: dict[str, Any]) -> str:
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -134,7 +138,9 @@ def score_models(
     fingerprint = _fingerprint(
         {
             "models": [dataclasses.asdict(m) for m in models],
-            "paths": [(s.path, s.step) for s in sources],
+            # Relative to out_dir: the same study under an absolute or a relative --workdir
+            # finds its records instead of rescoring everything.
+            "paths": [(_relative_to(s.path, out_dir), s.step) for s in sources],
             "limits": dataclasses.asdict(limits),
             "suite": suite.digest,
             "model": config.model.to_dict(),

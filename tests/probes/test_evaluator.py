@@ -181,3 +181,15 @@ def test_adapter_sources_parse_and_fail_clearly(tmp_path):
         run.load_weights(run.AdapterSource("d", str(tmp_path / "missing")), _base())
     with pytest.raises(ValueError, match="neither a PEFT folder"):
         run.load_weights(run.AdapterSource("d", str(tmp_path)), _base())
+
+
+def test_records_fingerprint_reads_adapter_paths_relative_to_the_output(tmp_path, monkeypatch):
+    """The same study under an absolute or a relative --workdir finds the same records."""
+    from pathjax.probes import run
+
+    monkeypatch.chdir(tmp_path)
+    relative = run._relative_to("runs/study/depression", "runs/study/eval")
+    absolute = run._relative_to(
+        str(tmp_path / "runs/study/depression"), str(tmp_path / "runs/study/eval")
+    )
+    assert relative == absolute == "../depression"
