@@ -205,9 +205,9 @@ def run_experiment(configs: Sequence[Any], workdir: str) -> list[dict[str, Any]]
     """Every architecture in `configs`; a cross-architecture summary when there are several."""
     results = [run_architecture(config, workdir) for config in configs]
     if len(results) > 1:
-        from pathjax.probes import report as report_lib
+        from pathjax.probes import summary_md
 
-        summary = report_lib.cross_architecture_summary(
+        summary = summary_md.cross_architecture_summary(
             {r["name"]: r["paths"]["report.json"] for r in results}
         )
         path = os.path.join(workdir, "summary.md")

@@ -8,8 +8,9 @@
 - `figures/*.png` (`pathjax.probes.figures`),
 - `generations.md`: P6 completions side by side (`generations_markdown`).
 
-The Markdown (those two and `cross_architecture_summary`, which sets several architectures'
-reports side by side) lives in `pathjax.probes.report_md`; its public names are re-exported here.
+The Markdown lives in `pathjax.probes.report_md` (report.md), `pathjax.probes.generations_md`
+(generations.md) and `pathjax.probes.summary_md` (summary.md: several architectures' reports side
+by side, `cross_architecture_summary`), over the formatting in `pathjax.probes.md_format`.
 This module assembles the report; the sections are computed in
 `report_effects` (shifts vs B and vs C, levels, P5 totals, lexical leakage), `report_targets`
 (P1), `report_specificity` (matrix and S) and `report_dose`, all over one `ReportContext`
@@ -40,18 +41,13 @@ from typing import Any
 import numpy as np
 
 from pathjax.probes import figures
+from pathjax.probes.generations_md import generations_markdown
+from pathjax.probes.md_format import FAMILIES, ROLES, jsonable
 from pathjax.probes.records import BASE_MODEL, Record, check_unique
 from pathjax.probes.report_context import ReportContext, Settings
 from pathjax.probes.report_dose import dose_response
 from pathjax.probes.report_effects import all_effects, headline_rows, leakage, levels, p5_totals
-from pathjax.probes.report_md import (  # the Markdown, re-exported: callers import it from here
-    FAMILIES,
-    ROLES,
-    _jsonable,
-    cross_architecture_summary,  # noqa: F401
-    generations_markdown,
-    markdown_report,
-)
+from pathjax.probes.report_md import markdown_report
 from pathjax.probes.report_records import (  # re-exported: callers import them from here
     PRIMARY_METRIC,
     TARGET_CLASS,  # noqa: F401
@@ -109,7 +105,7 @@ def _build(records, metadata, cfg: Settings) -> tuple[dict[str, Any], ReportCont
         "notes": ctx.notes,
     }
     report["seconds"] = round(time.perf_counter() - start, 3)
-    return _jsonable(report), ctx
+    return jsonable(report), ctx
 
 
 def _inventory(ctx: ReportContext) -> dict[str, Any]:

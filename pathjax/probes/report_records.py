@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from pathjax.probes import contrasts
+from pathjax.probes.md_format import model_order
 from pathjax.probes.records import BASE_MODEL, Record
-from pathjax.probes.report_md import _model_order
 
 PRIMARY_METRIC = {
     "P2": "logodds_negative",
@@ -58,7 +58,7 @@ class _Records:
             conditions[r.model][r.condition] += 1
             if r.family != "P1":
                 self.item_keys[r.family].setdefault(r.item_id, r.key)
-        self.models = _model_order(self.runs)
+        self.models = model_order(self.runs)
         self.condition = {m: max(c, key=c.get) for m, c in conditions.items()}
         self.families = sorted({f for f, _ in self.by_fm})
         self._cache: dict[tuple[Any, ...], list[Record]] = {}

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pathjax.probes import report as report_lib
+from pathjax.probes import summary_md
 from pathjax.probes.records import Record
 
 # model -> (shift on depression-keyed items, shift on paranoia-keyed items); neutral items get
@@ -321,10 +322,6 @@ def _md_rows(md: str, section: str) -> dict[str, list[list[str]]]:
 
 
 def test_cross_architecture_summary(planted, tmp_path):
-    from pathjax.probes import report_md
-
-    assert report_lib.cross_architecture_summary is report_md.cross_architecture_summary
-    assert report_lib.markdown_report is report_md.markdown_report
     full = planted[0]["report.json"]
     rng = np.random.default_rng(5)
     # A second architecture with the same planted effects but only P2 and P1; a third with
@@ -335,7 +332,7 @@ def test_cross_architecture_summary(planted, tmp_path):
         rep = report_lib.build_report(rs, {"base_model": f"tiny-{name}"}, **FAST)
         (tmp_path / f"{name}.json").write_text(json.dumps(rep))
 
-    md = report_lib.cross_architecture_summary({"llama": full, "gemma": tmp_path / "partial.json"})
+    md = summary_md.cross_architecture_summary({"llama": full, "gemma": tmp_path / "partial.json"})
     archs = _md_rows(md, "Architectures")
     assert archs["gemma"][0][1:] == ["tiny-partial", "control, depression, paranoia", "1"] + [
         "P3, P4, P5, P6, P7"
@@ -357,7 +354,7 @@ def test_cross_architecture_summary(planted, tmp_path):
     assert s["llama"][0][1].startswith("+") and s["gemma"][0][1].startswith("+")
     assert "The directions agree across architectures" in md
 
-    md = report_lib.cross_architecture_summary(
+    md = summary_md.cross_architecture_summary(
         {"llama": str(full), "flipped": tmp_path / "flipped.json"}
     )
     verdict = md.split("## Do the directions agree?")[1]
@@ -367,4 +364,4 @@ def test_cross_architecture_summary(planted, tmp_path):
     assert s["flipped"][0][1].startswith("-")
     (dep,) = _md_rows(md, "P1 target-class top-choice rate (test_domains)")["depression"]
     assert dep[3:] == ["-", "one architecture"]  # no P1 in the flipped report
-    assert "nothing to compare" in report_lib.cross_architecture_summary({"llama": full})
+    assert "nothing to compare" in summary_md.cross_architecture_summary({"llama": full})

@@ -1,0 +1,91 @@
+"""What the probe report's Markdown pages share: the family names, the model order, number and
+interval formatting, tables, and the conversion to plain JSON.
+
+`report_md` (report.md), `generations_md` (generations.md) and `summary_md` (summary.md) format
+with these. The family names, the role order and the JSON conversion live here, not in the
+builder `pathjax.probes.report`, because the builder imports the pages and uses them too.
+"""
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pathjax.probes.records import BASE_MODEL
+
+FAMILIES = {
+    "P1": "held-out decisions",
+    "P2": "ambiguous situations",
+    "P3": "minimal pairs",
+    "P4": "open stems, lexicon mass",
+    "P5": "Likert items",
+    "P6": "free generations",
+    "P7": "generic drift",
+}
+ROLES = (BASE_MODEL, "control", "depression", "paranoia")
+
+
+def model_order(models) -> list[str]:
+    """B, then the control, depression and paranoia adapters, then any other by name."""
+    return sorted(models, key=lambda m: (ROLES.index(m) if m in ROLES else len(ROLES), m))
+
+
+def jsonable(x: Any) -> Any:
+    """Plain JSON: dataclasses and numpy to Python, non-finite floats to null."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return jsonable(dataclasses.asdict(x))
+    if isinstance(x, Mapping):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple | set | frozenset):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return jsonable(x.item())
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if x is None or isinstance(x, bool | int | str):
+        return x
+    return str(x)
+
+
+def number(x: Any, signed: bool = False) -> str:
+    """Three significant digits (whole numbers from 1000 up); "-" where missing or not finite."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    if isinstance(x, int) and not isinstance(x, bool):
+        return str(x)
+    x = float(x)
+    if abs(x) >= 1000:
+        return f"{x:+.0f}" if signed else f"{x:.0f}"
+    return f"{x:+.3g}" if signed else f"{x:.3g}"
+
+
+def interval(est: Any, low: Any, high: Any, signed: bool = True) -> str:
+    """ "est [low, high]"."""
+    return f"{number(est, signed)} [{number(low, signed)}, {number(high, signed)}]"
+
+
+def ci(d: Mapping[str, Any] | None, est: str = "mean_delta", signed: bool = True) -> str:
+    """The estimate `est` of an effect dict with its CI; "-" where there is no effect."""
+    return "-" if not d else interval(d[est], d["ci_low"], d["ci_high"], signed)
+
+
+def p_value(p: Any) -> str:
+    return "-" if p is None else ("<0.001" if p < 0.001 else f"{p:.3g}")
+
+
+def table(header: str | Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A Markdown table; `header` may be one "a|b|c" string."""
+    header = header.split("|") if isinstance(header, str) else header
+    cell = lambda v: str(v).replace("|", "\\|").replace("\n", "<br>")
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+
+
+def family_label(row: Mapping[str, Any]) -> str:
+    """ "P2 ambiguous situations, depression-keyed" for a row with a family and a key."""
+    key = f", {row['key']}-keyed" if row.get("key") else ""
+    return f"{row['family']} {FAMILIES.get(row['family'], '')}{key}"
