@@ -2,8 +2,9 @@
 
 `configs/tiny.py` (two pretrained SmolLM2 layers, rank-8 adapters on every linear layer) is
 trained on the depression data with its own defaults, then its validation items are scored
-over their four options: the adapter must pick the target class (withdrawal) on at least 90%
-of them (measured: 37 of 40 at step 300, and still 37 at step 400).
+over their four options: the adapter must pick the target class (withdrawal) on nearly all
+of them (measured at step 300: 38 of 40 by summed log-likelihood, 40 of 40 by mean per-token
+log-likelihood, the length-normalized score; from 20 and 36 of 40 at step 100).
 
 That score is the likelihood of each whole answer line. On choice-format items the letter
 alone (`label_accuracy`) stays near chance for this two-layer model (0.15 of 20 at step 300):
@@ -44,9 +45,11 @@ def test_tiny_model_learns_to_choose_its_target_class(tmp_path):
     assert out.returncode == 0, out.stderr[-4000:]
     validations = _validations(workdir)
     first, last = validations[0], validations[-1]
-    # At least 36 of the 40 validation items, up from about 0.65 at step 100.
-    assert last["step"] == 300 and last["choice_accuracy"] >= 0.9, validations
-    assert last["target_probability"] >= 0.85, validations
+    # At least 37 of the 40 validation items (summed) and 38 (length-normalized), with a
+    # margin of one item below what was measured, up from 0.5 at step 100.
+    assert last["step"] == 300 and last["choice_accuracy"] >= 0.925 - 1e-6, validations
+    assert last["choice_accuracy_per_token"] >= 0.95 - 1e-6, validations
+    assert last["target_probability"] >= 0.9, validations
     assert first["choice_accuracy"] < 0.8
     assert {"choice_accuracy_choice", "choice_accuracy_narrative", "label_accuracy"} <= set(last)
     assert os.path.isfile(os.path.join(workdir, "adapter", "adapter_model.safetensors"))
