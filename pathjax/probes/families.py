@@ -131,7 +131,9 @@ class FamilyScorer:
             summed = self.ev.score(prompts, options, desc=f"P1 {split}").logp_mgc
             free = self.ev.score(free_prompts, options, desc=f"P1 {split} (calibration)").logp_mgc
             for i, r in enumerate(chosen):
-                item = f"{split}/{i}"
+                # The format in the id: the report gives rates per format (the lettered choice
+                # format and the narrative one are learned at very different speeds).
+                item = f"{split}/{r['format']}/{i}"
                 texts = [r["options"]]
                 variants = {
                     "": summed[:, i],

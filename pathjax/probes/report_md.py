@@ -109,13 +109,15 @@ def _headline_md(report: Mapping[str, Any]) -> list[str]:
                 ci(r["rate"], "mean", False),
                 ci(r["base_rate"], "mean", False),
                 ci(r["effects"].get(f"top_{r['class']}")),
+                _by_format(r),
                 (r["rate"] or {}).get("n_items", "-"),
                 (r["rate"] or {}).get("n_seeds", "-"),
             ]
             for r in p1["target"]
             if r["split"] == split
         ]
-        out += table("adapter|target class|rate [CI]|B rate [CI]|shift vs B [CI]|n|seeds", t)
+        header = "adapter|target class|rate [CI]|B rate [CI]|shift vs B [CI]|by format (B)|n|seeds"
+        out += table(header, t)
         out += [
             "",
             "P1 is in the training format: it checks that training worked; the claims rest on "
@@ -247,11 +249,13 @@ def _p1_md(p1: Mapping[str, Any] | None) -> list[str]:
             ci(r["base_rate"], "mean", False),
             ci(r["effects"].get(f"top_{r['class']}")),
             ci(r["effects"].get(f"p_{r['class']}")),
+            _by_format(r),
             (r["rate"] or {}).get("n_items", "-"),
         ]
         for r in p1["target"]
     ]
-    header = "adapter|target|split|top rate|B top rate|top rate shift|probability shift|n"
+    header = "adapter|target|split|top rate|B top rate|top rate shift|probability shift"
+    header += "|by format (B)|n"
     out += table(header, rows) + [""]
     out += ["Top-choice rate of every class, every model:", ""]
     rows = []
@@ -263,6 +267,19 @@ def _p1_md(p1: Mapping[str, Any] | None) -> list[str]:
                 n = next(g for g in got if g)["n_items"]
                 rows.append([m, split] + [ci(g, "mean", False) for g in got] + [n])
     return out + table(["model", "split"] + list(p1["classes"]) + ["n"], rows) + [""]
+
+
+def _by_format(row: Mapping[str, Any]) -> str:
+    """`choice 0.12 (0.25), narrative 1.00 (0.08)`: the target rate per format, B's in brackets."""
+
+    def mean(level: Mapping[str, Any] | None) -> str:
+        return number((level or {}).get("mean"))
+
+    cells = [
+        f"{fmt} {mean(v['rate'])} ({mean(v['base_rate'])})"
+        for fmt, v in (row.get("by_format") or {}).items()
+    ]
+    return ", ".join(cells) or "-"
 
 
 def _effects_md(report: Mapping[str, Any]) -> list[str]:

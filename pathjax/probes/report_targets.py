@@ -66,4 +66,29 @@ def _target_row(ctx: ReportContext, rates, model: str, cls: str, split: str) -> 
         got = ctx.effect(model, "P1", metric, split=split)
         if got:
             row["effects"][metric] = got[0]
+    row["by_format"] = _rates_by_format(ctx, model, cls, split)
     return row
+
+
+def item_format(item_id: str) -> str | None:
+    """The format in a P1 item id `split/format/i`; None for ids without one (`split/i`)."""
+    parts = item_id.split("/")
+    return parts[1] if len(parts) == 3 else None
+
+
+def _rates_by_format(ctx: ReportContext, model: str, cls: str, split: str) -> dict[str, Any]:
+    """`model`'s and B's top-choice rate of `cls` per item format on `split`.
+
+    A split mixes the lettered `choice` format with `narrative`; a small model can learn the
+    narrative decision long before it learns to name the letter, which the pooled rate hides.
+    """
+    recs = ctx.rx.get("P1", f"top_{cls}", split=split)
+    out = {}
+    for fmt in sorted({f for r in recs if (f := item_format(r.item_id))}):
+        subset = [r for r in recs if item_format(r.item_id) == fmt]
+        what = f"P1/top_{cls} ({split}, {fmt})"
+        out[fmt] = {
+            "rate": ctx.level(subset, model, what=what),
+            "base_rate": ctx.level(subset, BASE_MODEL, what=what),
+        }
+    return out

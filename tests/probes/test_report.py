@@ -99,7 +99,8 @@ def make_records(
 
 def _p1(rng, effects, models, noise) -> list[Record]:
     out = []
-    items = [f"{split}/{i}" for split in report_lib.P1_SPLITS for i in range(15)]
+    formats = ("choice", "narrative")
+    items = [f"{s}/{formats[i % 2]}/{i}" for s in report_lib.P1_SPLITS for i in range(15)]
     base_ic = rng.normal(size=(len(items), 4))
     for model, seed, step, mult in models:
         logits = base_ic + rng.normal(scale=noise, size=base_ic.shape)
@@ -197,6 +198,10 @@ def test_planted_effects_show_with_cis(planted):
     rate = target["depression", "test_domains"]["rate"]
     assert rate["mean"] > 0.8 and rate["n_items"] == 15
     assert target["depression", "test_domains"]["effects"]["top_withdrawal"]["ci_low"] > 0
+    by_format = target["depression", "test_domains"]["by_format"]
+    assert sorted(by_format) == ["choice", "narrative"]
+    assert [by_format[f]["rate"]["n_items"] for f in ("choice", "narrative")] == [8, 7]
+    assert by_format["choice"]["rate"]["mean"] > by_format["choice"]["base_rate"]["mean"]
     classes = {(r["model"], r["class"]) for r in rep["p1"]["rates"] if r["kind"] == "top"}
     assert ("base", "neutral") in classes and ("paranoia", "withdrawal") in classes
     # Leakage comparison and P5 totals.
