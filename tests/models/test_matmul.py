@@ -53,3 +53,28 @@ def test_bf16_backward_multiplies_bf16_operands():
     assert len(dots) == 2, jaxpr
     for eqn in dots:
         assert all(v.aval.dtype == jnp.bfloat16 for v in eqn.invars), eqn
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("dtype,tol", [(jnp.float32, 1e-5), (jnp.bfloat16, 3e-2)])
+def test_batched_matmul_values_and_gradients(transposed, dtype, tol):
+    ka, kb = jax.random.split(jax.random.key(1))
+    a = jax.random.normal(ka, (3, 5, 8)).astype(dtype)
+    b = jax.random.normal(kb, (3, 6, 8) if transposed else (3, 8, 6)).astype(dtype)
+
+    def plain(a, b):
+        spec = "nmk,npk->nmp" if transposed else "nmk,nkp->nmp"
+        return jnp.einsum(spec, a.astype(jnp.float32), b.astype(jnp.float32))
+
+    def ours(a, b):
+        return layers.batched_matmul(a, b, transposed=transposed)
+
+    np.testing.assert_allclose(ours(a, b), plain(a, b), atol=tol * 4)
+    got = jax.grad(lambda a, b: jnp.sum(jnp.sin(ours(a, b))), argnums=(0, 1))(a, b)
+    want = jax.grad(lambda a, b: jnp.sum(jnp.sin(plain(a, b))), argnums=(0, 1))(
+        a.astype(jnp.float32), b.astype(jnp.float32)
+    )
+    for g, r, name in zip(got, want, ("a", "b"), strict=True):
+        assert g.dtype == dtype, name
+        scale = float(jnp.max(jnp.abs(r)))
+        np.testing.assert_allclose(np.asarray(g, np.float32), r, atol=tol * scale, err_msg=name)
