@@ -58,6 +58,12 @@ _HEAD_AT_TARGETS = flags.DEFINE_bool(
     "train: pathjax runs the output head at the loss's positions only, as its training does "
     "(--nohead_at_targets: at every position, as transformers does).",
 )
+_PROFILE_DIR = flags.DEFINE_string(
+    "profile_dir",
+    "",
+    "train: profile one more pathjax step per precision into this folder (Perfetto trace) and "
+    "print its time per XLA operation.",
+)
 _OUT = flags.DEFINE_string("out", "", "Write the JSON report here.")
 
 
@@ -86,6 +92,7 @@ def main(argv):
             targets=_TARGETS.value,
             with_reference=_REFERENCE.value,
             head_at_targets=_HEAD_AT_TARGETS.value,
+            profile_dir=_PROFILE_DIR.value,
         )
         print(train.format_table(report))
     else:

@@ -25,7 +25,7 @@ import numpy as np
 from flax import nnx
 
 from pathjax import lora
-from pathjax.bench import forward
+from pathjax.bench import forward, profile
 from pathjax.models import presets, registry
 from pathjax.train import optimizer, peak
 from pathjax.train import step as step_lib
@@ -99,7 +99,9 @@ def measure_pathjax(
     lora_config: lora.LoraConfig,
     repeats: int,
     warmup: int,
-) -> list[float]:
+    profile_dir: str = "",
+) -> tuple[list[float], list[profile.OpTime] | None]:
+    """Step times; with `profile_dir`, also one more step profiled per XLA operation."""
     model = registry.init_model(config, dtype=jnp.dtype(dtype))
     lora.add_lora(model, lora_config, rngs=nnx.Rngs(0))
     lora.set_train_mode(model, True)
@@ -128,7 +130,9 @@ def measure_pathjax(
         jax.block_until_ready((holder["state"], metrics))
 
     one_step()  # Compilation, not timed.
-    return forward._time(one_step, repeats, warmup, f"{PATHJAX} {dtype}")
+    times = forward._time(one_step, repeats, warmup, f"{PATHJAX} {dtype}")
+    ops = profile.profile_call(one_step, os.path.join(profile_dir, dtype)) if profile_dir else None
+    return times, ops
 
 
 def measure_reference(
@@ -206,6 +210,7 @@ def run(
     warmup: int = 1,
     with_reference: bool = True,
     head_at_targets: bool = True,
+    profile_dir: str = "",
 ) -> dict:
     """Measures both sides in each precision; the report is JSON-ready.
 
@@ -223,11 +228,16 @@ def run(
         seq_len,
         head_tokens=batch * (seq_len - seq_len // 2),
     )
-    results, peaks, reference_precision = [], {}, {}
+    results, peaks, reference_precision, profiles = [], {}, {}, {}
     for dtype in dtypes:
         # Measured before the models exist, so their memory does not disturb it.
         peaks[dtype] = peak.measured_matmul_peak(dtype)
-        times = measure_pathjax(config, data, dtype, lora_config, repeats, warmup)
+        times, ops = measure_pathjax(config, data, dtype, lora_config, repeats, warmup, profile_dir)
+        if ops is not None:
+            profiles[dtype] = {
+                "matmul_share": profile.matmul_share(ops),
+                "top_ops": [dataclasses.asdict(o) for o in ops[:20]],
+            }
         m = forward._measurement(PATHJAX, dtype, batch, seq_len, times, flops)
         results.append(_with_mfu(m, peaks[dtype]))
         if with_reference:
@@ -270,6 +280,7 @@ def run(
         "speedup_vs_reference": ratios,
         "best_precision": best,
         "reference_precision": reference_precision,
+        "profiles": profiles,
         "machine": machine,
     }
 
@@ -314,4 +325,7 @@ def format_table(report: dict) -> str:
             f"{REFERENCE} {dtype}: base weights {precision['base']}, "
             f"adapters {precision['adapters']}"
         )
+    for dtype, prof in report.get("profiles", {}).items():
+        ops = [profile.OpTime(**o) for o in prof["top_ops"]]
+        lines += [f"profile of one pathjax {dtype} step:", profile.format_profile(ops)]
     return "\n".join(lines)

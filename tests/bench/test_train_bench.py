@@ -24,3 +24,19 @@ def test_benchmark_runs_both_sides_and_reports_ratios_and_mfu():
     table = train.format_table(report)
     assert f"pathjax / {train.REFERENCE} (float32)" in table
     assert "MFU" in table
+
+
+def test_benchmark_profiles_a_step_per_precision(tmp_path):
+    report = train.run(
+        preset="tiny-llama",
+        batch=2,
+        seq_len=16,
+        dtypes=("float32",),
+        repeats=1,
+        warmup=0,
+        with_reference=False,
+        profile_dir=str(tmp_path),
+    )
+    prof = report["profiles"]["float32"]
+    assert 0 < prof["matmul_share"] <= 1 and prof["top_ops"]
+    assert "profile of one pathjax float32 step" in train.format_table(report)
