@@ -67,16 +67,23 @@ def target_logprobs(logits, batch) -> tuple[jax.Array, jax.Array, jax.Array]:
     return logp_bl, hits_bl, batch["loss_mask"][:, 1:].astype(jnp.float32)
 
 
+def target_sums(logits, batch) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Summed NLL over target tokens, their count, and how many argmax predicts (float32):
+    what the train and eval steps accumulate, from one `target_logprobs` pass."""
+    logp, hits, weights = target_logprobs(logits, batch)
+    return -jnp.sum(logp * weights), jnp.sum(weights), jnp.sum(hits * weights)
+
+
 def target_nll(logits, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     """Summed NLL over target tokens and their count (float32)."""
-    logp, _, weights = target_logprobs(logits, batch)
-    return -jnp.sum(logp * weights), jnp.sum(weights)
+    nll, tokens, _ = target_sums(logits, batch)
+    return nll, tokens
 
 
 def target_accuracy(logits, batch) -> tuple[jax.Array, jax.Array]:
     """Target tokens predicted exactly by argmax, and their count."""
-    _, hits, weights = target_logprobs(logits, batch)
-    return jnp.sum(hits * weights), jnp.sum(weights)
+    _, tokens, hits = target_sums(logits, batch)
+    return hits, tokens
 
 
 def _forward(graphdef, adapters, controls, base, batch, dropout_key=None):
@@ -118,8 +125,7 @@ def train_step(
 
     def loss_sum(adapters, micro, key):
         logits = _forward(graphdef, adapters, controls, base, micro, dropout_key=key)
-        logp, hits, weights = target_logprobs(logits, micro)
-        nll, tokens, hits = -jnp.sum(logp * weights), jnp.sum(weights), jnp.sum(hits * weights)
+        nll, tokens, hits = target_sums(logits, micro)
         return nll, (tokens, hits)
 
     grad_fn = jax.value_and_grad(loss_sum, has_aux=True)
@@ -158,8 +164,7 @@ def train_step(
 def eval_step(adapters, base, batch, *, graphdef, controls) -> dict[str, jax.Array]:
     """Sums (not means) so that the caller can add batches of different sizes exactly."""
     logits = _forward(graphdef, adapters, controls, base, batch)
-    logp, hits, weights = target_logprobs(logits, batch)
-    nll, tokens, hits = -jnp.sum(logp * weights), jnp.sum(weights), jnp.sum(hits * weights)
+    nll, tokens, hits = target_sums(logits, batch)
     return {"nll_sum": nll, "target_tokens": tokens, "token_hits": hits}
 
 
