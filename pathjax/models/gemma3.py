@@ -222,15 +222,15 @@ class Attention(nnx.Module):
         self,
         x_btd: jax.Array,
         inputs: layers.AttentionInputs,
-        inv_freq: jax.Array,
+        rope: layers.RotaryTables,
         cache: layers.LayerCache | None,
     ) -> tuple[jax.Array, layers.LayerCache | None]:
         b, t, _ = x_btd.shape
         q = self.q_norm(self.q_proj(x_btd).reshape(b, t, self.num_heads, self.head_dim))
         k = self.k_norm(self.k_proj(x_btd).reshape(b, t, self.num_kv_heads, self.head_dim))
         v = self.v_proj(x_btd).reshape(b, t, self.num_kv_heads, self.head_dim)
-        q = layers.apply_rope(q, inputs.positions_bt, inv_freq)
-        k = layers.apply_rope(k, inputs.positions_bt, inv_freq)
+        q = layers.apply_rope(q, rope)
+        k = layers.apply_rope(k, rope)
         if cache is not None:
             cache = layers.update_cache(cache, k, v, inputs.cache_index)
             k, v = cache.k_bskf, cache.v_bskf
@@ -268,8 +268,8 @@ class DecoderLayer(nnx.Module):
         self.mlp = MLP(cfg, **kw)
         self.post_feedforward_layernorm = layers.RMSNorm(d, **norm)
 
-    def __call__(self, x, inputs, inv_freq, cache):
-        h, cache = self.self_attn(self.input_layernorm(x), inputs, inv_freq, cache)
+    def __call__(self, x, inputs, rope, cache):
+        h, cache = self.self_attn(self.input_layernorm(x), inputs, rope, cache)
         x = x + self.post_attention_layernorm(h)
         h = self.mlp(self.pre_feedforward_layernorm(x))
         return x + self.post_feedforward_layernorm(h), cache
@@ -320,9 +320,14 @@ class Model(nnx.Module):
         cfg = self.config
         b, t = input_ids.shape
         inputs, valid_bs = layers.attention_inputs(attention_mask, positions, t, b, cache)
-        inv_freq = {
-            "full_attention": cfg.rope_global.inverse_frequencies(cfg.head_dim),
-            "sliding_attention": cfg.rope_local.inverse_frequencies(cfg.head_dim),
+        rope = {
+            layer_type: layers.rotary_tables(
+                inputs.positions_bt, rope_config.inverse_frequencies(cfg.head_dim)
+            )
+            for layer_type, rope_config in (
+                ("full_attention", cfg.rope_global),
+                ("sliding_attention", cfg.rope_local),
+            )
         }
         # The scale is rounded to the compute dtype first, as transformers does (sqrt(640)
         # is 25.25 in bfloat16).
@@ -331,7 +336,7 @@ class Model(nnx.Module):
         new_layers = []
         for i, layer in enumerate(self.layers):
             layer_cache = None if cache is None else cache.layers[i]
-            x, layer_cache = layer(x, inputs, inv_freq[cfg.layer_types[i]], layer_cache)
+            x, layer_cache = layer(x, inputs, rope[cfg.layer_types[i]], layer_cache)
             new_layers.append(layer_cache)
         x = layers.head_rows(x, last_only, head_positions)
         x = self.norm(x)

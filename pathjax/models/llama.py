@@ -164,15 +164,15 @@ class Attention(nnx.Module):
         self,
         x_btd: jax.Array,
         inputs: layers.AttentionInputs,
-        inv_freq: jax.Array,
+        rope: layers.RotaryTables,
         cache: layers.LayerCache | None,
     ) -> tuple[jax.Array, layers.LayerCache | None]:
         b, t, _ = x_btd.shape
         q = self.q_proj(x_btd).reshape(b, t, self.num_heads, self.head_dim)
         k = self.k_proj(x_btd).reshape(b, t, self.num_kv_heads, self.head_dim)
         v = self.v_proj(x_btd).reshape(b, t, self.num_kv_heads, self.head_dim)
-        q = layers.apply_rope(q, inputs.positions_bt, inv_freq)
-        k = layers.apply_rope(k, inputs.positions_bt, inv_freq)
+        q = layers.apply_rope(q, rope)
+        k = layers.apply_rope(k, rope)
         if cache is not None:
             cache = layers.update_cache(cache, k, v, inputs.cache_index)
             k, v = cache.k_bskf, cache.v_bskf
@@ -204,8 +204,8 @@ class DecoderLayer(nnx.Module):
         self.post_attention_layernorm = layers.RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps, **kw)
         self.mlp = MLP(cfg, **kw)
 
-    def __call__(self, x, inputs, inv_freq, cache):
-        h, cache = self.self_attn(self.input_layernorm(x), inputs, inv_freq, cache)
+    def __call__(self, x, inputs, rope, cache):
+        h, cache = self.self_attn(self.input_layernorm(x), inputs, rope, cache)
         x = x + h
         return x + self.mlp(self.post_attention_layernorm(x)), cache
 
@@ -253,11 +253,13 @@ class Model(nnx.Module):
     ):
         b, t = input_ids.shape
         inputs, valid_bs = layers.attention_inputs(attention_mask, positions, t, b, cache)
-        inv_freq = self.config.rope.inverse_frequencies(self.config.head_dim)
+        rope = layers.rotary_tables(
+            inputs.positions_bt, self.config.rope.inverse_frequencies(self.config.head_dim)
+        )
         x = self.embed_tokens(input_ids)
         new_layers = []
         for i, layer in enumerate(self.layers):
-            x, layer_cache = layer(x, inputs, inv_freq, None if cache is None else cache.layers[i])
+            x, layer_cache = layer(x, inputs, rope, None if cache is None else cache.layers[i])
             new_layers.append(layer_cache)
         x = layers.head_rows(x, last_only, head_positions)
         x = self.norm(x)
