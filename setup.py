@@ -30,6 +30,7 @@ EXTRAS_REQUIRE = {
     # an unpinned torch would pull a multi-GB CUDA build.
     "test": [
         "pytest>=8",
+        "pytest-xdist",
         "ruff",
         "torch==2.13.0",
         "peft>=0.21.2",

@@ -9,3 +9,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(items):
+    """The `longest` tests first (stable otherwise). `make test` runs two workers, one file
+    each at a time, in this order: a minutes-long file started last would run alone at the end.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("longest") is None)

@@ -28,6 +28,7 @@ def _files(folder):
     }
 
 
+@pytest.mark.longest
 def test_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     config = tiny.get_config("random")
     workdir = str(tmp_path / "study")

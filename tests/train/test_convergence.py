@@ -11,14 +11,16 @@ alone (`label_accuracy`) stays near chance for this two-layer model (0.15 of 20 
 it learns the wording of withdrawal answers, not which letter the prompt gave them. The test
 records that metric but does not hold it.
 
-This is the slowest test of the suite (a few minutes on 2 cores); it is the one that shows
-training works, not only that it runs.
+This is the slowest test of the suite (about 4.5 minutes on 2 cores, on one CPU device as a
+user's run); it is the one that shows training works, not only that it runs.
 """
 
 import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -29,6 +31,7 @@ def _validations(workdir: str) -> list[dict]:
     return [r for r in rows if r["split"] == "validation"]
 
 
+@pytest.mark.longest
 def test_tiny_model_learns_to_choose_its_target_class(tmp_path):
     workdir = str(tmp_path / "run")
     command = [
@@ -40,7 +43,11 @@ def test_tiny_model_learns_to_choose_its_target_class(tmp_path):
         f"--config.data.data_dir={tmp_path / 'data'}",
         "--config.train.tensorboard=false",
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    # One CPU device, as a user's run: conftest's eight fake devices would shard this 8-row
+    # batch eight ways and more than double the test's time (10 min against 4.5 in CI).
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    flags = [f for f in flags if not f.startswith("--xla_force_host_platform_device_count")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "XLA_FLAGS": " ".join(flags)}
     out = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-4000:]
     validations = _validations(workdir)

@@ -49,6 +49,7 @@ def data_dir(tmp_path_factory):
     return folder
 
 
+@pytest.mark.longest
 def test_sigkilled_run_resumes_to_the_same_adapters(data_dir, tmp_path):
     steps = [
         "--config.train.num_steps=24",
@@ -98,6 +99,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.longest
 def test_two_processes_train_like_one(data_dir, tmp_path):
     common = [
         "--config.train.num_steps=4",
