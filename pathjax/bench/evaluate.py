@@ -467,7 +467,6 @@ def run(
             drift_jsd = outputs[PATHJAX]["drift_jsd_bits"]
             adapter_effect[dtype] = {
                 "mean_drift_jsd_bits": [float(v) for v in drift_jsd[1:].mean(-1)],
-                "base_drift_jsd_bits": float(np.abs(drift_jsd[0]).max()),
             }
             if with_reference:
                 diffs = compare(outputs[PATHJAX], outputs[REFERENCE])

@@ -197,8 +197,17 @@ def _overlap(idx_p_bk, idx_q_bk):
 
 
 def _check_shapes(a, b) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"p and q must have the same shape, got {a.shape} and {b.shape}")
+    """q may broadcast over p's leading axes (one base distribution against several models:
+    it is then read, and normalized, once instead of copied per model)."""
+    try:
+        broadcast = jnp.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        broadcast = None
+    if broadcast != a.shape or a.shape[-1:] != b.shape[-1:]:
+        raise ValueError(
+            f"p and q must have the same shape (q may broadcast over p's leading axes), got "
+            f"{a.shape} and {b.shape}"
+        )
 
 
 def _check_k(k: int, vocab: int, vocab_chunk: int | None) -> None:
@@ -295,7 +304,8 @@ def _all_metrics(arrays_bv, to_logp, k, base, vocab_chunk):
     if k is not None:
         (_, idx_p), (_, idx_q) = top
         out["top_k_overlap"] = _overlap(idx_p, idx_q)
-    return out
+    # A broadcast q leaves q-only metrics (entropy_q) at q's shape: every result has p's.
+    return {name: jnp.broadcast_to(v, arrays_bv[0].shape[:-1]) for name, v in out.items()}
 
 
 @functools.partial(jax.jit, static_argnames=("k", "base", "vocab_chunk"))

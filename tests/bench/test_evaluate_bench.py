@@ -57,7 +57,6 @@ def test_sides_agree_and_adapters_matter(report):
     # The agreement is not vacuous: each adapter moves the distributions well past the tolerance.
     effect = report["adapter_effect"]["float32"]
     assert min(effect["mean_drift_jsd_bits"]) > 10 * check["tolerance"]["drift_jsd_bits"]
-    assert effect["base_drift_jsd_bits"] < 1e-6
 
 
 def test_compare_flags_a_difference_and_misplaced_padding():

@@ -216,3 +216,18 @@ def test_bad_arguments_raise():
         dv.top_k_overlap(a, a, k=VOCAB + 1)
     with pytest.raises(ValueError, match="positive"):
         dv.js_divergence(a, a, vocab_chunk=0)
+
+
+def test_q_broadcast_over_leading_axes_equals_a_tiled_q():
+    """One base distribution against several models (the evaluator's drift and prompt JSD)."""
+    rng = np.random.default_rng(3)
+    p = jnp.asarray(rng.normal(size=(3, 4, VOCAB)).astype(np.float32))
+    q = jnp.asarray(rng.normal(size=(1, 4, VOCAB)).astype(np.float32))
+    for chunk in (None, 8):
+        got = dv.divergences_from_logits(p, q, k=5, vocab_chunk=chunk)
+        tiled = dv.divergences_from_logits(p, jnp.tile(q, (3, 1, 1)), k=5, vocab_chunk=chunk)
+        for name, value in tiled.items():
+            assert got[name].shape == (3, 4), name
+            np.testing.assert_allclose(np.asarray(got[name]), np.asarray(value), atol=1e-6)
+    with pytest.raises(ValueError, match="same shape"):
+        dv.divergences(q, p)  # p must be the larger: the results have p's shape.
