@@ -11,6 +11,7 @@ import pytest
 from flax import nnx
 
 from pathjax.models import layers, llama
+from tests.models import hf_reference as ref
 
 
 def _rotate_half_reference(x, positions, inv_freq):
@@ -38,15 +39,7 @@ def test_tables_are_computed_once_per_forward():
     """XLA fuses an unmaterialized cos/sin into every rotation and recomputes it per head and
     per element (10-20x the rotation's own cost on the CPU): the optimized program of a
     three-layer forward must evaluate cos once, not once per layer and per q/k."""
-    cfg = llama.Config(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_layers=3,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=8,
-    )
+    cfg = llama.Config.from_hf(ref.llama_config(num_hidden_layers=3).to_dict())
     model = llama.Model(cfg, rngs=nnx.Rngs(0))
     graphdef, state = nnx.split(model)
 
