@@ -36,10 +36,12 @@ WORKDIR ?= runs/study
 experiment: setup
 	$(BIN)/python -m launch.experiment --config=configs/smollm2_135m.py --workdir=$(WORKDIR)
 
-# Two workers, a test file each (--dist loadfile keeps a file's module fixtures in one worker).
+# Two workers, a test file each (--dist loadfile keeps a file's module fixtures in one worker),
+# in collection order (--no-loadscope-reorder: xdist would start the files with the most tests
+# first, and the minutes-long single tests, which conftest puts first, would run last, alone).
 TEST_WORKERS ?= 2
 test: setup-test
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 lint: setup-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
