@@ -36,12 +36,10 @@ WORKDIR ?= runs/study
 experiment: setup
 	$(BIN)/python -m launch.experiment --config=configs/smollm2_135m.py --workdir=$(WORKDIR)
 
-# Two workers, a test file each (--dist loadfile keeps a file's module fixtures in one worker),
-# in collection order (--no-loadscope-reorder: xdist would start the files with the most tests
-# first, and the minutes-long single tests, which conftest puts first, would run last, alone).
+# Two workers, a test file each (--dist loadfile keeps a file's module fixtures in one worker).
 TEST_WORKERS ?= 2
 test: setup-test
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests
 
 lint: setup-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
