@@ -12,7 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def pytest_collection_modifyitems(items):
-    """The `longest` tests first (stable otherwise). `make test` runs two workers, one file
-    each at a time, in this order: a minutes-long file started last would run alone at the end.
+    """The `longest` tests first (stable otherwise): the order of a serial run. Under
+    `make test`, xdist orders files by their number of tests, and this order breaks its ties.
     """
     items.sort(key=lambda item: item.get_closest_marker("longest") is None)
