@@ -22,7 +22,7 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.train import launcher
 
 
 def _validations(workdir: str) -> list[dict]:
@@ -45,10 +45,8 @@ def test_tiny_model_learns_to_choose_its_target_class(tmp_path):
     ]
     # One CPU device, as a user's run: conftest's eight fake devices would shard this 8-row
     # batch eight ways and more than double the test's time (10 min against 4.5 in CI).
-    flags = os.environ.get("XLA_FLAGS", "").split()
-    flags = [f for f in flags if not f.startswith("--xla_force_host_platform_device_count")]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "XLA_FLAGS": " ".join(flags)}
-    out = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    env = {**launcher.env(devices=1), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(command, cwd=launcher.REPO, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-4000:]
     validations = _validations(workdir)
     first, last = validations[0], validations[-1]

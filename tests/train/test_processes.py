@@ -13,8 +13,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from pathjax import data as data_lib
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.train import launcher
 
 
 def _flags(data_dir, workdir, *extra):
@@ -28,14 +27,6 @@ def _flags(data_dir, workdir, *extra):
         "--config.train.tensorboard=False",
         *extra,
     ]
-
-
-def _env(devices: int):
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 def _adapter(workdir):
@@ -60,8 +51,8 @@ def test_sigkilled_run_resumes_to_the_same_adapters(data_dir, tmp_path):
     # differently with another device count, and this test wants bit equality.
     reference = subprocess.run(
         _flags(data_dir, tmp_path / "reference", *steps),
-        cwd=REPO,
-        env=_env(1),
+        cwd=launcher.REPO,
+        env=launcher.env(1),
         capture_output=True,
         text=True,
     )
@@ -69,8 +60,8 @@ def test_sigkilled_run_resumes_to_the_same_adapters(data_dir, tmp_path):
     workdir = tmp_path / "killed"
     proc = subprocess.Popen(
         _flags(data_dir, workdir, *steps),
-        cwd=REPO,
-        env=_env(1),
+        cwd=launcher.REPO,
+        env=launcher.env(1),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -83,7 +74,11 @@ def test_sigkilled_run_resumes_to_the_same_adapters(data_dir, tmp_path):
     proc.wait()
     assert not (workdir / "adapter").exists(), "killed before the end"
     resumed = subprocess.run(
-        _flags(data_dir, workdir, *steps), cwd=REPO, env=_env(1), capture_output=True, text=True
+        _flags(data_dir, workdir, *steps),
+        cwd=launcher.REPO,
+        env=launcher.env(1),
+        capture_output=True,
+        text=True,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resumed from step" in resumed.stdout
@@ -108,8 +103,8 @@ def test_two_processes_train_like_one(data_dir, tmp_path):
     ]
     single = subprocess.run(
         _flags(data_dir, tmp_path / "one", *common),
-        cwd=REPO,
-        env=_env(8),
+        cwd=launcher.REPO,
+        env=launcher.env(8),
         capture_output=True,
         text=True,
     )
@@ -126,8 +121,8 @@ def test_two_processes_train_like_one(data_dir, tmp_path):
                 "--config.distributed.num_processes=2",
                 f"--config.distributed.process_id={i}",
             ),
-            cwd=REPO,
-            env=_env(4),
+            cwd=launcher.REPO,
+            env=launcher.env(4),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
