@@ -5,7 +5,10 @@ values) with the same LoRA configuration, batch, sequence length and loss: the m
 cross-entropy of the next-token predictions under a loss mask that covers the second half of
 each row (a prompt/target split, as in fine-tuning). Each side runs AdamW over the adapters only,
 with global-norm clipping. Base weights and compute are in the measured precision; adapters and
-optimizer state stay float32 on both sides. Times are medians of repeats after warm-up
+optimizer state stay float32 on both sides. With `micro_batches` > 1 both sides split the batch
+into that many micro-batches and sum their token-weighted gradients before the one update
+(pathjax: `train.grad_accumulation`; torch: one backward per micro-batch): the same step, in
+smaller pieces whose activations stay in cache. Times are medians of repeats after warm-up
 (compilation excluded for JAX, one untimed step at least for torch).
 
 MFU is reported against the matmul peak that `peak.measured_matmul_peak` measures with JAX in
@@ -100,6 +103,7 @@ def measure_pathjax(
     repeats: int,
     warmup: int,
     profile_dir: str = "",
+    micro_batches: int = 1,
 ) -> tuple[list[float], list[profile.OpTime] | None]:
     """Step times; with `profile_dir`, also one more step profiled per XLA operation."""
     model = registry.init_model(config, dtype=jnp.dtype(dtype))
@@ -117,7 +121,14 @@ def measure_pathjax(
     )
     step_fn = jax.jit(
         lambda s, b, batch: step_lib.train_step(
-            s, b, batch, graphdef=graphdef, controls=controls, tx=tx, schedule=schedule
+            s,
+            b,
+            batch,
+            graphdef=graphdef,
+            controls=controls,
+            tx=tx,
+            schedule=schedule,
+            accumulation=micro_batches,
         ),
         donate_argnums=(0,),  # As in training: the adapters and moments update in place.
     )
@@ -142,6 +153,7 @@ def measure_reference(
     lora_config: lora.LoraConfig,
     repeats: int,
     warmup: int,
+    micro_batches: int = 1,
 ) -> tuple[list[float], dict[str, str]]:
     """Times a transformers + PEFT step; also returns the dtypes torch actually ran in."""
     import peft
@@ -174,18 +186,27 @@ def measure_reference(
     attention_mask = torch.tensor(batch["attention_mask"], dtype=torch.long)
     mask = torch.tensor(batch["loss_mask"][:, 1:], dtype=torch.float32)
 
+    tokens = mask.sum().clamp(min=1.0)
+    micro_rows = ids.shape[0] // micro_batches
+
     def one_step():
-        logits_blv = model(input_ids=ids, attention_mask=attention_mask).logits
-        # As pathjax's target_nll: float32 log-probabilities of the masked next tokens.
-        nll_bl = torch.nn.functional.cross_entropy(
-            logits_blv[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none"
-        )
-        loss = (nll_bl * mask).sum() / mask.sum().clamp(min=1.0)
-        loss.backward()
+        total = 0.0
+        for start in range(0, ids.shape[0], micro_rows):
+            rows = slice(start, start + micro_rows)
+            logits_blv = model(input_ids=ids[rows], attention_mask=attention_mask[rows]).logits
+            # As pathjax's target_nll: float32 log-probabilities of the masked next tokens.
+            nll_bl = torch.nn.functional.cross_entropy(
+                logits_blv[:, :-1].float().transpose(1, 2), ids[rows, 1:], reduction="none"
+            )
+            # Divided by the whole batch's token count: the micro-batches' gradients add up to
+            # the full batch's, as pathjax's accumulation does.
+            loss = (nll_bl * mask[rows]).sum() / tokens
+            loss.backward()
+            total += loss.item()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return loss.item()
+        return total
 
     precision = {
         "base": str(next(p for p in model.parameters() if not p.requires_grad).dtype),
@@ -211,6 +232,7 @@ def run(
     with_reference: bool = True,
     head_at_targets: bool = True,
     profile_dir: str = "",
+    micro_batches: int = 1,
 ) -> dict:
     """Measures both sides in each precision; the report is JSON-ready.
 
@@ -218,6 +240,10 @@ def run(
     positions only (half of each row). transformers computes the head at every position, and
     pathjax too with `head_at_targets=False`; that extra work does not count as useful.
     """
+    if micro_batches < 1 or batch % micro_batches:
+        raise ValueError(
+            f"micro_batches={micro_batches} must be >= 1 and divide the batch of {batch} rows."
+        )
     config = presets.preset_config(preset)
     lora_config = lora.LoraConfig(rank=rank, targets=targets)
     data = make_batch(config.vocab_size, batch, seq_len, head_at_targets=head_at_targets)
@@ -232,7 +258,9 @@ def run(
     for dtype in dtypes:
         # Measured before the models exist, so their memory does not disturb it.
         peaks[dtype] = peak.measured_matmul_peak(dtype)
-        times, ops = measure_pathjax(config, data, dtype, lora_config, repeats, warmup, profile_dir)
+        times, ops = measure_pathjax(
+            config, data, dtype, lora_config, repeats, warmup, profile_dir, micro_batches
+        )
         if ops is not None:
             profiles[dtype] = {
                 "matmul_share": profile.matmul_share(ops),
@@ -242,7 +270,7 @@ def run(
         results.append(_with_mfu(m, peaks[dtype]))
         if with_reference:
             times, reference_precision[dtype] = measure_reference(
-                presets.PRESETS[preset], data, dtype, lora_config, repeats, warmup
+                presets.PRESETS[preset], data, dtype, lora_config, repeats, warmup, micro_batches
             )
             m = forward._measurement(REFERENCE, dtype, batch, seq_len, times, flops)
             results.append(_with_mfu(m, peaks[dtype]))
@@ -273,6 +301,7 @@ def run(
         "preset": preset,
         "lora": dataclasses.asdict(lora_config),
         "loss_tokens_per_row": seq_len - seq_len // 2,
+        "micro_batches": micro_batches,
         "pathjax_head_at_targets": head_at_targets,
         "flops_per_step": flops,
         "peak_flops_per_s": peaks,
@@ -294,11 +323,17 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _micro_batch_note(report: dict) -> str:
+    count = report.get("micro_batches", 1)
+    return f", {count} micro-batches on both sides" if count > 1 else ""
+
+
 def format_table(report: dict) -> str:
     lora_config = report["lora"]
     lines = [
         f"LoRA training step, {report['preset']}, rank {lora_config['rank']}, targets "
-        f"{lora_config['targets']!r} ({report['flops_per_step'] / 1e9:.1f} GFLOP per step)",
+        f"{lora_config['targets']!r} ({report['flops_per_step'] / 1e9:.1f} GFLOP per step"
+        f"{_micro_batch_note(report)})",
         "| side | dtype | batch x seq | median s | tokens/s | GFLOP/s | MFU |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]

@@ -1,5 +1,7 @@
 """The LoRA training benchmark runs both sides end to end and reports sane numbers."""
 
+import pytest
+
 from pathjax.bench import train
 
 
@@ -40,3 +42,23 @@ def test_benchmark_profiles_a_step_per_precision(tmp_path):
     prof = report["profiles"]["float32"]
     assert 0 < prof["matmul_share"] <= 1 and prof["top_ops"]
     assert "profile of one pathjax float32 step" in train.format_table(report)
+
+
+def test_benchmark_splits_both_sides_into_micro_batches():
+    report = train.run(
+        preset="tiny-llama",
+        batch=4,
+        seq_len=16,
+        dtypes=("float32",),
+        repeats=1,
+        warmup=0,
+        micro_batches=2,
+    )
+    assert report["micro_batches"] == 2
+    assert {r["side"] for r in report["results"]} == {train.PATHJAX, train.REFERENCE}
+    assert "2 micro-batches on both sides" in train.format_table(report)
+
+
+def test_micro_batches_must_divide_the_batch():
+    with pytest.raises(ValueError, match="divide the batch of 4 rows"):
+        train.run(preset="tiny-llama", batch=4, seq_len=16, micro_batches=3, repeats=1)
