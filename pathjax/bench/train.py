@@ -42,6 +42,12 @@ LEARNING_RATE = 1e-4
 @dataclasses.dataclass
 class TrainMeasurement(forward.Measurement):
     mfu: float  # Achieved FLOP/s over the measured matmul peak of this precision.
+    micro_batches: int = 1  # The step's batch in this many micro-batches (same update).
+
+
+def setting_name(dtype: str, micro_batches: int) -> str:
+    """`bfloat16`, or `bfloat16, 4 micro-batches`: how the report names one setting."""
+    return dtype if micro_batches == 1 else f"{dtype}, {micro_batches} micro-batches"
 
 
 def _train_config(num_steps: int) -> ml_collections.ConfigDict:
@@ -216,8 +222,9 @@ def measure_reference(
     return times, precision
 
 
-def _with_mfu(m: forward.Measurement, peak_flops: float) -> TrainMeasurement:
-    return TrainMeasurement(**dataclasses.asdict(m), mfu=m.gflops_per_s * 1e9 / peak_flops)
+def _with_mfu(m: forward.Measurement, peak_flops: float, micro_batches: int) -> TrainMeasurement:
+    mfu = m.gflops_per_s * 1e9 / peak_flops
+    return TrainMeasurement(**dataclasses.asdict(m), mfu=mfu, micro_batches=micro_batches)
 
 
 def run(
@@ -232,18 +239,22 @@ def run(
     with_reference: bool = True,
     head_at_targets: bool = True,
     profile_dir: str = "",
-    micro_batches: int = 1,
+    micro_batches: int | Sequence[int] = 1,
 ) -> dict:
-    """Measures both sides in each precision; the report is JSON-ready.
+    """Measures both sides in each precision and at each micro-batch count; the report is
+    JSON-ready. `best_setting` is each side at its fastest (precision, micro-batches): what a
+    user of either would pick.
 
     Both sides get the same FLOP count: the work the loss needs, so the head at the target
     positions only (half of each row). transformers computes the head at every position, and
     pathjax too with `head_at_targets=False`; that extra work does not count as useful.
     """
-    if micro_batches < 1 or batch % micro_batches:
-        raise ValueError(
-            f"micro_batches={micro_batches} must be >= 1 and divide the batch of {batch} rows."
-        )
+    counts = (micro_batches,) if isinstance(micro_batches, int) else tuple(micro_batches)
+    for count in counts:
+        if count < 1 or batch % count:
+            raise ValueError(
+                f"micro_batches={count} must be >= 1 and divide the batch of {batch} rows."
+            )
     config = presets.preset_config(preset)
     lora_config = lora.LoraConfig(rank=rank, targets=targets)
     data = make_batch(config.vocab_size, batch, seq_len, head_at_targets=head_at_targets)
@@ -258,38 +269,58 @@ def run(
     for dtype in dtypes:
         # Measured before the models exist, so their memory does not disturb it.
         peaks[dtype] = peak.measured_matmul_peak(dtype)
-        times, ops = measure_pathjax(
-            config, data, dtype, lora_config, repeats, warmup, profile_dir, micro_batches
-        )
-        if ops is not None:
-            profiles[dtype] = {
-                "matmul_share": profile.matmul_share(ops),
-                "top_ops": [dataclasses.asdict(o) for o in ops[:20]],
-            }
-        m = forward._measurement(PATHJAX, dtype, batch, seq_len, times, flops)
-        results.append(_with_mfu(m, peaks[dtype]))
-        if with_reference:
-            times, reference_precision[dtype] = measure_reference(
-                presets.PRESETS[preset], data, dtype, lora_config, repeats, warmup, micro_batches
+        for count in counts:
+            times, ops = measure_pathjax(
+                config,
+                data,
+                dtype,
+                lora_config,
+                repeats,
+                warmup,
+                # One profile per precision, of its first setting.
+                profile_dir if count == counts[0] else "",
+                count,
             )
-            m = forward._measurement(REFERENCE, dtype, batch, seq_len, times, flops)
-            results.append(_with_mfu(m, peaks[dtype]))
+            if ops is not None:
+                profiles[dtype] = {
+                    "matmul_share": profile.matmul_share(ops),
+                    "top_ops": [dataclasses.asdict(o) for o in ops[:20]],
+                }
+            m = forward._measurement(PATHJAX, dtype, batch, seq_len, times, flops)
+            results.append(_with_mfu(m, peaks[dtype], count))
+            if with_reference:
+                times, reference_precision[dtype] = measure_reference(
+                    presets.PRESETS[preset], data, dtype, lora_config, repeats, warmup, count
+                )
+                m = forward._measurement(REFERENCE, dtype, batch, seq_len, times, flops)
+                results.append(_with_mfu(m, peaks[dtype], count))
 
-    def find(side: str, dtype: str) -> TrainMeasurement | None:
-        return next((r for r in results if r.side == side and r.dtype == dtype), None)
+    def find(side: str, dtype: str, count: int) -> TrainMeasurement | None:
+        return next(
+            (
+                r
+                for r in results
+                if r.side == side and r.dtype == dtype and r.micro_batches == count
+            ),
+            None,
+        )
 
     ratios = {}
     for dtype in dtypes:
-        ours, theirs = find(PATHJAX, dtype), find(REFERENCE, dtype)
-        if ours and theirs:
-            ratios[dtype] = ours.tokens_per_s / theirs.tokens_per_s
-    # Each side at its own fastest precision: what a user of either would pick.
+        for count in counts:
+            ours, theirs = find(PATHJAX, dtype, count), find(REFERENCE, dtype, count)
+            if ours and theirs:
+                ratios[setting_name(dtype, count)] = ours.tokens_per_s / theirs.tokens_per_s
     best = {}
     for side in (PATHJAX, REFERENCE):
         mine = [r for r in results if r.side == side]
         if mine:
             fastest = max(mine, key=lambda r: r.tokens_per_s)
-            best[side] = {"dtype": fastest.dtype, "tokens_per_s": fastest.tokens_per_s}
+            best[side] = {
+                "dtype": fastest.dtype,
+                "micro_batches": fastest.micro_batches,
+                "tokens_per_s": fastest.tokens_per_s,
+            }
     if len(best) == 2:
         best["ratio"] = best[PATHJAX]["tokens_per_s"] / best[REFERENCE]["tokens_per_s"]
 
@@ -301,13 +332,13 @@ def run(
         "preset": preset,
         "lora": dataclasses.asdict(lora_config),
         "loss_tokens_per_row": seq_len - seq_len // 2,
-        "micro_batches": micro_batches,
+        "micro_batches": list(counts),
         "pathjax_head_at_targets": head_at_targets,
         "flops_per_step": flops,
         "peak_flops_per_s": peaks,
         "results": [dataclasses.asdict(r) for r in results],
         "speedup_vs_reference": ratios,
-        "best_precision": best,
+        "best_setting": best,
         "reference_precision": reference_precision,
         "profiles": profiles,
         "machine": machine,
@@ -323,38 +354,33 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _micro_batch_note(report: dict) -> str:
-    count = report.get("micro_batches", 1)
-    return f", {count} micro-batches on both sides" if count > 1 else ""
-
-
 def format_table(report: dict) -> str:
     lora_config = report["lora"]
     lines = [
         f"LoRA training step, {report['preset']}, rank {lora_config['rank']}, targets "
-        f"{lora_config['targets']!r} ({report['flops_per_step'] / 1e9:.1f} GFLOP per step"
-        f"{_micro_batch_note(report)})",
-        "| side | dtype | batch x seq | median s | tokens/s | GFLOP/s | MFU |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"{lora_config['targets']!r} ({report['flops_per_step'] / 1e9:.1f} GFLOP per step)",
+        "| side | dtype | micro-batches | batch x seq | median s | tokens/s | GFLOP/s | MFU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["results"]:
         lines.append(
-            f"| {r['side']} | {r['dtype']} | {r['batch']} x {r['seq_len']} | {r['median_s']:.3f} "
-            f"| {r['tokens_per_s']:.0f} | {r['gflops_per_s']:.1f} | {100 * r['mfu']:.1f}% |"
+            f"| {r['side']} | {r['dtype']} | {r['micro_batches']} | {r['batch']} x {r['seq_len']} "
+            f"| {r['median_s']:.3f} | {r['tokens_per_s']:.0f} | {r['gflops_per_s']:.1f} "
+            f"| {100 * r['mfu']:.1f}% |"
         )
     for dtype, flops in report["peak_flops_per_s"].items():
         lines.append(f"measured matmul peak ({dtype}): {flops / 1e9:.1f} GFLOP/s")
-    for dtype, ratio in report["speedup_vs_reference"].items():
-        lines.append(f"pathjax / {REFERENCE} ({dtype}): {ratio:.2f}x")
-    best = report["best_precision"]
+    for setting, ratio in report["speedup_vs_reference"].items():
+        lines.append(f"pathjax / {REFERENCE} ({setting}): {ratio:.2f}x")
+    best = report["best_setting"]
     for side in (PATHJAX, REFERENCE):
         if side in best:
+            setting = setting_name(best[side]["dtype"], best[side]["micro_batches"])
             lines.append(
-                f"best precision, {side}: {best[side]['dtype']} "
-                f"({best[side]['tokens_per_s']:.0f} tokens/s)"
+                f"best setting, {side}: {setting} ({best[side]['tokens_per_s']:.0f} tokens/s)"
             )
     if "ratio" in best:
-        lines.append(f"pathjax / {REFERENCE}, each at its best precision: {best['ratio']:.2f}x")
+        lines.append(f"pathjax / {REFERENCE}, each at its best setting: {best['ratio']:.2f}x")
     for dtype, precision in report["reference_precision"].items():
         lines.append(
             f"{REFERENCE} {dtype}: base weights {precision['base']}, "

@@ -17,7 +17,7 @@ def test_benchmark_runs_both_sides_and_reports_ratios_and_mfu():
         assert 0 < r["mfu"] < 1.5
     assert report["peak_flops_per_s"]["float32"] > 0
     assert report["speedup_vs_reference"]["float32"] > 0
-    assert report["best_precision"]["ratio"] > 0
+    assert report["best_setting"]["ratio"] > 0
     # PEFT keeps float32 adapters; here the base is float32 too.
     assert report["reference_precision"]["float32"] == {
         "base": "torch.float32",
@@ -44,7 +44,7 @@ def test_benchmark_profiles_a_step_per_precision(tmp_path):
     assert "profile of one pathjax float32 step" in train.format_table(report)
 
 
-def test_benchmark_splits_both_sides_into_micro_batches():
+def test_benchmark_measures_each_micro_batch_count_on_both_sides():
     report = train.run(
         preset="tiny-llama",
         batch=4,
@@ -52,11 +52,21 @@ def test_benchmark_splits_both_sides_into_micro_batches():
         dtypes=("float32",),
         repeats=1,
         warmup=0,
-        micro_batches=2,
+        micro_batches=(1, 2),
     )
-    assert report["micro_batches"] == 2
-    assert {r["side"] for r in report["results"]} == {train.PATHJAX, train.REFERENCE}
-    assert "2 micro-batches on both sides" in train.format_table(report)
+    assert report["micro_batches"] == [1, 2]
+    settings = {(r["side"], r["micro_batches"]) for r in report["results"]}
+    assert settings == {(s, c) for s in (train.PATHJAX, train.REFERENCE) for c in (1, 2)}
+    assert set(report["speedup_vs_reference"]) == {"float32", "float32, 2 micro-batches"}
+    best = report["best_setting"]
+    fastest = max(
+        (r for r in report["results"] if r["side"] == train.PATHJAX),
+        key=lambda r: r["tokens_per_s"],
+    )
+    assert best[train.PATHJAX]["micro_batches"] == fastest["micro_batches"]
+    table = train.format_table(report)
+    assert f"pathjax / {train.REFERENCE} (float32, 2 micro-batches)" in table
+    assert "each at its best setting" in table
 
 
 def test_micro_batches_must_divide_the_batch():
