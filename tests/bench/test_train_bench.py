@@ -5,10 +5,14 @@ import pytest
 from pathjax.bench import train
 
 
+def _tiny_run(**overrides) -> dict:
+    """The benchmark on the tiny Llama in float32: 2 x 16 tokens, one step timed, no warm-up."""
+    args = dict(preset="tiny-llama", batch=2, seq_len=16, dtypes=("float32",), repeats=1, warmup=0)
+    return train.run(**{**args, **overrides})
+
+
 def test_benchmark_runs_both_sides_and_reports_ratios_and_mfu():
-    report = train.run(
-        preset="tiny-llama", batch=2, seq_len=16, dtypes=("float32",), repeats=1, warmup=0
-    )
+    report = _tiny_run()
     sides = {(r["side"], r["dtype"]) for r in report["results"]}
     assert sides == {(train.PATHJAX, "float32"), (train.REFERENCE, "float32")}
     for r in report["results"]:
@@ -29,31 +33,14 @@ def test_benchmark_runs_both_sides_and_reports_ratios_and_mfu():
 
 
 def test_benchmark_profiles_a_step_per_precision(tmp_path):
-    report = train.run(
-        preset="tiny-llama",
-        batch=2,
-        seq_len=16,
-        dtypes=("float32",),
-        repeats=1,
-        warmup=0,
-        with_reference=False,
-        profile_dir=str(tmp_path),
-    )
+    report = _tiny_run(with_reference=False, profile_dir=str(tmp_path))
     prof = report["profiles"]["float32"]
     assert 0 < prof["matmul_share"] <= 1 and prof["top_ops"]
     assert "profile of one pathjax float32 step" in train.format_table(report)
 
 
 def test_benchmark_measures_each_micro_batch_count_on_both_sides():
-    report = train.run(
-        preset="tiny-llama",
-        batch=4,
-        seq_len=16,
-        dtypes=("float32",),
-        repeats=1,
-        warmup=0,
-        micro_batches=(1, 2),
-    )
+    report = _tiny_run(batch=4, micro_batches=(1, 2))
     assert report["micro_batches"] == [1, 2]
     settings = {(r["side"], r["micro_batches"]) for r in report["results"]}
     assert settings == {(s, c) for s in (train.PATHJAX, train.REFERENCE) for c in (1, 2)}
@@ -71,4 +58,4 @@ def test_benchmark_measures_each_micro_batch_count_on_both_sides():
 
 def test_micro_batches_must_divide_the_batch():
     with pytest.raises(ValueError, match="divide the batch of 4 rows"):
-        train.run(preset="tiny-llama", batch=4, seq_len=16, micro_batches=3, repeats=1)
+        _tiny_run(batch=4, micro_batches=3)
