@@ -71,6 +71,11 @@ _MICRO_BATCHES = flags.DEFINE_list(
     "accumulation; the same update); several counts (`1,4`) are each measured, and each "
     "side's best setting is reported. Smaller activations stay in the CPU's cache.",
 )
+flags.register_validator(
+    "micro_batches",
+    lambda counts: all(count.isdigit() and int(count) >= 1 for count in counts),
+    message="--micro_batches takes positive integers separated by commas, e.g. 1,4.",
+)
 _OUT = flags.DEFINE_string("out", "", "Write the JSON report here.")
 
 

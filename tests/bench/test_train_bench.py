@@ -1,8 +1,12 @@
 """The LoRA training benchmark runs both sides end to end and reports sane numbers."""
 
+import subprocess
+import sys
+
 import pytest
 
 from pathjax.bench import train
+from tests.train import launcher
 
 
 def _tiny_run(**overrides) -> dict:
@@ -59,3 +63,16 @@ def test_benchmark_measures_each_micro_batch_count_on_both_sides():
 def test_micro_batches_must_divide_the_batch():
     with pytest.raises(ValueError, match="divide the batch of 4 rows"):
         _tiny_run(batch=4, micro_batches=3)
+
+
+def test_launcher_rejects_a_micro_batch_count_that_is_not_a_positive_integer():
+    result = subprocess.run(
+        [sys.executable, "-m", "launch.benchmark", "--workload=train", "--micro_batches=1,0"],
+        cwd=launcher.REPO,
+        env=launcher.env(1),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "--micro_batches takes positive integers" in result.stderr
