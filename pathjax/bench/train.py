@@ -295,20 +295,12 @@ def run(
                 m = forward._measurement(REFERENCE, dtype, batch, seq_len, times, flops)
                 results.append(_with_mfu(m, peaks[dtype], count))
 
-    def find(side: str, dtype: str, count: int) -> TrainMeasurement | None:
-        return next(
-            (
-                r
-                for r in results
-                if r.side == side and r.dtype == dtype and r.micro_batches == count
-            ),
-            None,
-        )
-
+    by_setting = {(r.side, r.dtype, r.micro_batches): r for r in results}
     ratios = {}
     for dtype in dtypes:
         for count in counts:
-            ours, theirs = find(PATHJAX, dtype, count), find(REFERENCE, dtype, count)
+            ours = by_setting.get((PATHJAX, dtype, count))
+            theirs = by_setting.get((REFERENCE, dtype, count))
             if ours and theirs:
                 ratios[setting_name(dtype, count)] = ours.tokens_per_s / theirs.tokens_per_s
     best = {}
