@@ -65,7 +65,10 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.train.log_every = 10
     config.train.eval_every = 100
     config.train.eval_batches = 4  # Validation batches for loss and token accuracy.
-    config.train.eval_choice_items = 64  # Validation items scored over their 4 options.
+    config.train.eval_choice_items = 64  # Items per split scored over their 4 options.
+    # Held-out splits scored like validation at every evaluation (a learning curve of the
+    # decision itself; "validation" is always scored). E.g. ("test_domains",).
+    config.train.eval_choice_splits = ()
     config.train.checkpoint_every = 100
     config.train.keep_checkpoints = 3
     config.train.peak_flops_per_device = 0.0  # 0: measure a matmul (MFU's ceiling).

@@ -24,10 +24,18 @@ DEFAULT_SEED = 0
 
 # Any change to the grammar or the sampler that changes a record must bump this version (a test
 # pins a digest of the records to it).
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 RELEASE_NOTES = {
     "1.0.0": "First release: 12 domains (3 held out), 120 templates (48 held out).",
+    "2.0.0": (
+        "The decision is the content: `choice` answers with the chosen action's words (no "
+        "letter); the lettered format moves to its own evaluation split `test_lettered` with "
+        "letter targets. Options balanced across classes (length, marker words; the neutral "
+        "option is a situation-relevant non-committal response); slot-fill grammar fixed."
+    ),
 }
+# Versions that load from disk but are no longer generated: their grammar and formats are gone.
+READ_ONLY_VERSIONS = ("1.0.0",)
 
 FEATURES = tfds.features.FeaturesDict(
     {
@@ -82,6 +90,7 @@ class PathjaxBehavior(tfds.core.GeneratorBasedBuilder):
     """Behavioral decision items: a situation, four actions (one per class), one chosen."""
 
     VERSION = tfds.core.Version(VERSION)
+    SUPPORTED_VERSIONS = [tfds.core.Version(v) for v in READ_ONLY_VERSIONS]
     RELEASE_NOTES = RELEASE_NOTES
     BUILDER_CONFIGS = [make_config(c) for c in schema.CONDITIONS]
 
@@ -104,6 +113,12 @@ class PathjaxBehavior(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: Any) -> dict[str, Iterator]:
         del dl_manager  # Nothing to download: the grammar ships with the package.
+        if str(self.version) != VERSION:
+            raise ValueError(
+                f"pathjax_behavior {self.version} is not on disk under {self.data_dir!r} and "
+                f"cannot be generated any more (this code generates {VERSION}); build "
+                f"{VERSION} with python -m launch.data, or point data_dir at the old build."
+            )
         return {split: self._generate_examples(split) for split in schema.SPLITS}
 
     def _generate_examples(self, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -142,13 +157,18 @@ def builder(
     train_size: int = DEFAULT_TRAIN_SIZE,
     eval_size: int = DEFAULT_EVAL_SIZE,
     seed: int = DEFAULT_SEED,
+    version: str = VERSION,
 ) -> PathjaxBehavior:
-    """The builder for a condition, size and seed (nothing is generated yet)."""
+    """The builder for a condition, size and seed (nothing is generated yet); an older
+    `version` (READ_ONLY_VERSIONS) reads a build that is already on disk."""
+    if version != VERSION and version not in READ_ONLY_VERSIONS:
+        known = ", ".join((VERSION, *READ_ONLY_VERSIONS))
+        raise ValueError(f"Unknown pathjax_behavior version {version!r}; known: {known}.")
     config = make_config(condition, train_size, eval_size, seed)
     # TFDS refuses a config object that shares the name of a registered one: use the name.
     registered = {c.name for c in PathjaxBehavior.BUILDER_CONFIGS}
     chosen = config.name if config.name in registered else config
-    return PathjaxBehavior(config=chosen, data_dir=os.fspath(data_dir))
+    return PathjaxBehavior(config=chosen, data_dir=os.fspath(data_dir), version=version)
 
 
 def build(
@@ -175,15 +195,29 @@ def load(
     train_size: int = DEFAULT_TRAIN_SIZE,
     eval_size: int = DEFAULT_EVAL_SIZE,
     seed: int = DEFAULT_SEED,
+    version: str = VERSION,
 ) -> Records:
     """Reads one split of a built dataset (see `build`), decoded, without TensorFlow."""
     schema.check_condition(condition)
-    schema.check_split(split)
-    b = builder(condition, data_dir, train_size=train_size, eval_size=eval_size, seed=seed)
+    b = builder(
+        condition, data_dir, train_size=train_size, eval_size=eval_size, seed=seed, version=version
+    )
+    if version == VERSION:
+        schema.check_split(split)
+    if not b.is_prepared() and version != VERSION:
+        raise ValueError(
+            f"No {b.builder_config.name} data (version {version}) under {os.fspath(data_dir)!r}, "
+            f"and {version} cannot be generated any more (this code generates {VERSION}): point "
+            "data_dir at the old build, or use the current version."
+        )
     if not b.is_prepared():
         raise ValueError(
-            f"No {b.builder_config.name} data (version {VERSION}) under {os.fspath(data_dir)!r}; "
+            f"No {b.builder_config.name} data (version {version}) under {os.fspath(data_dir)!r}; "
             f"build it first: python -m launch.data --condition={condition} "
             f"--data_dir={os.fspath(data_dir)} (with the same sizes and seed)."
+        )
+    if split not in b.info.splits:
+        raise ValueError(
+            f"pathjax_behavior {version} has no split {split!r}; it has {', '.join(b.info.splits)}."
         )
     return Records(b.as_data_source(split=split))

@@ -66,7 +66,7 @@ class Grammar:
         return tuple(t for d in self.domains for t in d.templates)
 
     def split_templates(self, split: str) -> tuple[Template, ...]:
-        """The templates a split draws from (see the split table in DATASET.md)."""
+        """The templates a split draws from (see the split table in docs/DATASET.md)."""
         schema.check_split(split)
         domain_held_out = {d.name: d.held_out for d in self.domains}
 
@@ -77,7 +77,7 @@ class Grammar:
                 return t.held_out and not domain_held_out[t.domain]
             if split == "test_domains":
                 return domain_held_out[t.domain]
-            return t.held_out  # test_format: every held-out template, all domains.
+            return t.held_out  # test_format, test_lettered: every held-out template.
 
         return tuple(t for t in self.templates if keep(t))
 

@@ -12,16 +12,27 @@ CONDITION_TARGETS: dict[str, str | None] = {
 }
 CONDITIONS: tuple[str, ...] = tuple(CONDITION_TARGETS)
 
-SPLITS: tuple[str, ...] = ("train", "validation", "test_templates", "test_domains", "test_format")
+SPLITS: tuple[str, ...] = (
+    "train",
+    "validation",
+    "test_templates",
+    "test_domains",
+    "test_format",
+    "test_lettered",
+)
 TRAINING_SPLITS: tuple[str, ...] = ("train", "validation")
 
-FORMATS: tuple[str, ...] = ("choice", "narrative", "third_person")
+# `choice` and `narrative` train; `third_person` and `lettered` are evaluation-only formats
+# (docs/DATASET.md, "Formats"). `lettered` answers with a letter: it measures letter binding
+# apart from the decision, which every training format carries in the action's own words.
+FORMATS: tuple[str, ...] = ("choice", "narrative", "third_person", "lettered")
 SPLIT_FORMATS: dict[str, tuple[str, ...]] = {
     "train": ("choice", "narrative"),
     "validation": ("choice", "narrative"),
     "test_templates": ("choice", "narrative"),
     "test_domains": ("choice", "narrative"),
     "test_format": ("third_person",),
+    "test_lettered": ("lettered",),
 }
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from pathjax import generate as generate_lib
 from pathjax import lora
+from pathjax.data import subsets
 from pathjax.probes import items as items_lib
 from pathjax.probes import scoring
 from pathjax.probes.evaluator import Evaluator, ScoredModel
@@ -28,7 +29,15 @@ CLASS_KEYS = {
     "neutral": "neutral",
 }
 # Prompts without content, per P1 format, for the calibrated option scores.
-CONTENT_FREE = {"choice": "Answer:", "narrative": "So I", "third_person": "So they"}
+CONTENT_FREE = {
+    "choice": "Answer:",
+    "lettered": "Answer:",
+    "narrative": "So I",
+    "third_person": "So they",
+}
+# Formats whose prompt lists the options in order: their P1 subsets are balanced over the
+# position of every class, and they report which positions a model picks.
+LISTED_FORMATS = ("choice", "lettered")
 LEXICON_METRICS = {
     "NEGATIVE": "negative_per_100w",
     "POSITIVE": "positive_per_100w",
@@ -115,10 +124,19 @@ class FamilyScorer:
     # -- P1 --------------------------------------------------------------------------------
 
     def held_out_decisions(self, splits: Mapping[str, Sequence[Mapping[str, Any]]], limit=0):
-        """P1: class probabilities over the four options, summed, per character, calibrated."""
+        """P1: which of the four options each model picks, and its class probabilities.
+
+        The primary pick (`top_<class>`) is the highest mean log-probability per character:
+        a summed score prefers short options whatever the policy (the pick lm-eval's
+        `acc_norm` makes, and tokenizer-independent). The summed pick (`top_<class>_summed`)
+        and probabilities from the summed, per-character and content-free-calibrated scores
+        stand beside it. Items of listed formats also record the position picked
+        (`position_<k>`), so a report can show the letter histogram against the
+        always-the-same-position baseline.
+        """
         out = []
         for split, records in splits.items():
-            chosen = _take(list(records), limit)
+            chosen = subsets.balanced(list(records), limit)
             if not chosen:
                 continue
             self.progress(f"P1 {split}")
@@ -131,27 +149,53 @@ class FamilyScorer:
             summed = self.ev.score(prompts, options, desc=f"P1 {split}").logp_mgc
             free = self.ev.score(free_prompts, options, desc=f"P1 {split} (calibration)").logp_mgc
             for i, r in enumerate(chosen):
-                # The format in the id: the report gives rates per format (the lettered choice
-                # format and the narrative one are learned at very different speeds).
+                # The format in the id: the report gives rates per format (formats are
+                # learned at different speeds).
                 item = f"{split}/{r['format']}/{i}"
-                texts = [r["options"]]
+                per_char = scoring.per_char(summed[:, i], [r["options"]] * len(self.models))
                 variants = {
                     "": summed[:, i],
-                    "_per_char": scoring.per_char(summed[:, i], texts * len(self.models)),
+                    "_per_char": per_char,
                     "_calibrated": scoring.calibrated(summed[:, i], free[:, i]),
                 }
+                picks = {"": np.argmax(per_char, axis=-1), "_summed": np.argmax(summed[:, i], -1)}
                 for suffix, logp_mo in variants.items():
                     probs_mo = scoring.renormalize(logp_mo)
-                    top_m = np.argmax(logp_mo, axis=-1)
                     for o, cls in enumerate(r["option_classes"]):
                         key = CLASS_KEYS[cls]
                         out += _records(
                             self.models, "P1", item, key, f"p_{cls}{suffix}", probs_mo[:, o]
                         )
-                        if not suffix:
-                            out += _records(
-                                self.models, "P1", item, key, f"top_{cls}", (top_m == o) * 1.0
-                            )
+                for suffix, top_m in picks.items():
+                    for o, cls in enumerate(r["option_classes"]):
+                        out += _records(
+                            self.models,
+                            "P1",
+                            item,
+                            CLASS_KEYS[cls],
+                            f"top_{cls}{suffix}",
+                            (top_m == o) * 1.0,
+                        )
+                if r["format"] in LISTED_FORMATS:
+                    for o, cls in enumerate(r["option_classes"]):
+                        # Where each class is listed (the same for every model).
+                        out += _records(
+                            self.models,
+                            "P1",
+                            item,
+                            CLASS_KEYS[cls],
+                            f"slot_{cls}",
+                            np.full(len(self.models), float(o)),
+                        )
+                    for o in range(len(r["options"])):
+                        out += _records(
+                            self.models,
+                            "P1",
+                            item,
+                            "neutral",
+                            f"position_{o}",
+                            (picks[""] == o) * 1.0,
+                        )
         return out
 
     # -- P2, P3 ----------------------------------------------------------------------------

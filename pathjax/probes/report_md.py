@@ -239,7 +239,14 @@ def _caveats(report: Mapping[str, Any]) -> list[str]:
 def _p1_md(p1: Mapping[str, Any] | None) -> list[str]:
     if not p1:
         return ["## P1 held-out decisions", "", "No P1 records.", ""]
-    out = ["## P1 held-out decisions", "", "Target-class rate of each adapter, every split:", ""]
+    out = [
+        "## P1 held-out decisions",
+        "",
+        "Target-class rate of each adapter, every split. The pick is the option with the "
+        "highest mean log-probability per character (not length-biased); the summed pick, "
+        "which prefers short options, stands beside it.",
+        "",
+    ]
     rows = [
         [
             r["model"],
@@ -248,15 +255,17 @@ def _p1_md(p1: Mapping[str, Any] | None) -> list[str]:
             ci(r["rate"], "mean", False),
             ci(r["base_rate"], "mean", False),
             ci(r["effects"].get(f"top_{r['class']}")),
+            _summed_rate(r),
             ci(r["effects"].get(f"p_{r['class']}")),
             _by_format(r),
             (r["rate"] or {}).get("n_items", "-"),
         ]
         for r in p1["target"]
     ]
-    header = "adapter|target|split|top rate|B top rate|top rate shift|probability shift"
-    header += "|by format (B)|n"
+    header = "adapter|target|split|top rate|B top rate|top rate shift|summed pick (B)"
+    header += "|probability shift|by format (B)|n"
     out += table(header, rows) + [""]
+    out += _positions_md(p1)
     out += ["Top-choice rate of every class, every model:", ""]
     rows = []
     cells = {(r["model"], r["split"], r["class"]): r for r in p1["rates"] if r["kind"] == "top"}
@@ -267,6 +276,50 @@ def _p1_md(p1: Mapping[str, Any] | None) -> list[str]:
                 n = next(g for g in got if g)["n_items"]
                 rows.append([m, split] + [ci(g, "mean", False) for g in got] + [n])
     return out + table(["model", "split"] + list(p1["classes"]) + ["n"], rows) + [""]
+
+
+def _summed_rate(row: Mapping[str, Any]) -> str:
+    """The summed-score pick's target rate pooled over formats, B's in brackets."""
+    got = [v for v in (row.get("by_format") or {}).values() if v.get("rate_summed")]
+    if not got:
+        return "-"
+    n = sum(v["rate_summed"]["n_items"] for v in got)
+    rate = sum(v["rate_summed"]["mean"] * v["rate_summed"]["n_items"] for v in got) / n
+    base = [v["base_rate_summed"] for v in got if v.get("base_rate_summed")]
+    b = sum(x["mean"] * x["n_items"] for x in base) / max(sum(x["n_items"] for x in base), 1)
+    return f"{number(rate)} ({number(b)})"
+
+
+def _positions_md(p1: Mapping[str, Any]) -> list[str]:
+    """Listed formats: each model's picks per position against the best constant answer."""
+    rows = []
+    for r in p1["target"]:
+        for fmt, v in (r.get("by_format") or {}).items():
+            pos = v.get("positions")
+            if not pos:
+                continue
+            picks = " / ".join(number(x) for x in pos["model_picks"])
+            base = " / ".join(number(x) for x in pos["base_picks"])
+            rows.append(
+                [
+                    r["model"],
+                    r["split"],
+                    fmt,
+                    picks,
+                    base,
+                    number((v["rate"] or {}).get("mean")),
+                    number(pos["same_position_baseline"]),
+                ]
+            )
+    if not rows:
+        return []
+    out = [
+        "Position picked in the listed formats (A / B / C / D), against the best score of "
+        "always answering one position for the adapter's target:",
+        "",
+    ]
+    header = "adapter|split|format|picks A/B/C/D|B picks A/B/C/D|target rate|same-position baseline"
+    return out + table(header, rows) + [""]
 
 
 def _by_format(row: Mapping[str, Any]) -> str:

@@ -7,7 +7,8 @@ from pathjax.probes.records import BASE_MODEL
 from pathjax.probes.report_context import ReportContext
 from pathjax.probes.report_records import _split
 
-P1_SPLITS = ("test_templates", "test_domains", "test_format")
+P1_SPLITS = ("test_templates", "test_domains", "test_format", "test_lettered")
+POSITIONS = 4
 HEADLINE_SPLIT = "test_domains"
 P1_CLASSES = ("withdrawal", "suspicion", "adaptive", "neutral")
 
@@ -62,7 +63,8 @@ def _target_row(ctx: ReportContext, rates, model: str, cls: str, split: str) -> 
     row = {"model": model, "class": cls, "split": split, "effects": {}}
     row["rate"] = top_rate(model)
     row["base_rate"] = top_rate(BASE_MODEL)
-    for metric in (f"top_{cls}", f"p_{cls}", f"p_{cls}_per_char", f"p_{cls}_calibrated"):
+    metrics = (f"top_{cls}", f"top_{cls}_summed", f"p_{cls}")
+    for metric in metrics + (f"p_{cls}_per_char", f"p_{cls}_calibrated"):
         got = ctx.effect(model, "P1", metric, split=split)
         if got:
             row["effects"][metric] = got[0]
@@ -83,12 +85,55 @@ def _rates_by_format(ctx: ReportContext, model: str, cls: str, split: str) -> di
     narrative decision long before it learns to name the letter, which the pooled rate hides.
     """
     recs = ctx.rx.get("P1", f"top_{cls}", split=split)
+    summed = ctx.rx.get("P1", f"top_{cls}_summed", split=split)
     out = {}
     for fmt in sorted({f for r in recs if (f := item_format(r.item_id))}):
         subset = [r for r in recs if item_format(r.item_id) == fmt]
+        subset_summed = [r for r in summed if item_format(r.item_id) == fmt]
         what = f"P1/top_{cls} ({split}, {fmt})"
         out[fmt] = {
             "rate": ctx.level(subset, model, what=what),
             "base_rate": ctx.level(subset, BASE_MODEL, what=what),
+            "rate_summed": ctx.level(subset_summed, model, what=what + " summed"),
+            "base_rate_summed": ctx.level(subset_summed, BASE_MODEL, what=what + " summed"),
         }
+        positions = _positions(ctx, model, cls, split, fmt)
+        if positions:
+            out[fmt]["positions"] = positions
     return out
+
+
+def _positions(ctx: ReportContext, model: str, cls: str, split: str, fmt: str):
+    """For a listed format: how often `model` and B pick each position (the letter
+    histogram), and the best score of always answering one position for target `cls`."""
+
+    def share(metric: str, who: str, value=None) -> list[float]:
+        recs = [
+            r
+            for r in ctx.rx.get("P1", metric, split=split)
+            if item_format(r.item_id) == fmt
+            and r.model == who
+            and r.step is None
+            and r.multiplier in (0.0, 1.0)
+        ]
+        if value is None:
+            return [r.score for r in recs]
+        return [float(r.score == value) for r in recs]
+
+    hist = {}
+    for who in (model, BASE_MODEL):
+        rates = [share(f"position_{k}", who) for k in range(POSITIONS)]
+        if not all(rates):
+            return None
+        hist[who] = [sum(x) / len(x) for x in rates]
+    slots = [share(f"slot_{cls}", model, float(k)) for k in range(POSITIONS)]
+    if not all(slots):
+        return None
+    target_share = [sum(x) / len(x) for x in slots]
+    return {
+        "letters": list("ABCD"[:POSITIONS]),
+        "model_picks": hist[model],
+        "base_picks": hist[BASE_MODEL],
+        "target_at": target_share,
+        "same_position_baseline": max(target_share),
+    }

@@ -24,7 +24,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from pathjax import data as data_lib
 from pathjax import lora, peft_format
 from pathjax import sharding as sharding_lib
-from pathjax.data import pipeline, schema
+from pathjax.data import pipeline, schema, subsets
 from pathjax.models import from_config
 from pathjax.train import checkpointing, choice_eval, metrics, optimizer, peak
 from pathjax.train import step as step_lib
@@ -131,6 +131,12 @@ def _get(config, dotted: str):
     return value
 
 
+def _choice_splits(t) -> tuple[str, ...]:
+    """The splits whose options are scored at each validation (validation always)."""
+    splits = tuple(t.get("eval_choice_splits", ()) or ())
+    return ("validation",) + tuple(s for s in splits if s != "validation")
+
+
 def validate(eval_fn, adapters, base, mesh, val_batches, choice_fn) -> dict[str, float]:
     totals = {"nll_sum": 0.0, "target_tokens": 0.0, "token_hits": 0.0}
     for batch in val_batches:
@@ -139,7 +145,7 @@ def validate(eval_fn, adapters, base, mesh, val_batches, choice_fn) -> dict[str,
             totals[k] += float(out[k])
     tokens = max(totals["target_tokens"], 1.0)
     result = {"loss": totals["nll_sum"] / tokens, "token_accuracy": totals["token_hits"] / tokens}
-    result.update(choice_fn(adapters))
+    result.update(choice_fn(adapters, "validation"))
     return result
 
 
@@ -200,25 +206,37 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
             buckets=buckets,
         )
     )[: max(1, t.eval_batches)]
-    choice_items = [val_records[i] for i in range(min(t.eval_choice_items, len(val_records)))]
+    # Items balanced over where the target is listed (a head slice can favour one position).
+    choice_items = {
+        split: subsets.balanced(
+            list(
+                val_records
+                if split == "validation"
+                else data_lib.load(d.condition, split, d.data_dir, **sizes)
+            ),
+            t.eval_choice_items,
+        )
+        for split in _choice_splits(t)
+    }
     bos = [tokenizer.bos_token_id] if pipeline.adds_bos(tokenizer) else []
     batch_ways = mesh.shape["data"] * mesh.shape["fsdp"]
     choice_batch = batch_ways * max(1, 8 // batch_ways)
 
-    def choice_fn(current_adapters):
-        if not choice_items:
+    def choice_fn(current_adapters, split):
+        records = choice_items.get(split)
+        if not records or t.eval_choice_items <= 0:
             return {}
         scores = choice_eval.option_scores(
             eval_graphdef,
             (current_adapters, controls, base),
-            choice_items,
+            records,
             tokenizer,
             prefix=bos,
             batch_size=choice_batch,
             place=lambda arrays: _global_batch(mesh, arrays),
         )
-        targets = np.asarray([r["target_index"] for r in choice_items])
-        formats = [r.get("format", "") for r in choice_items]
+        targets = np.asarray([r["target_index"] for r in records])
+        formats = [r.get("format", "") for r in records]
         return choice_eval.choice_metrics(scores, targets, formats)
 
     tx, _ = optimizer.make_optimizer(t)
@@ -317,6 +335,13 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
                     f"step {done}: "
                     + ", ".join(f"validation {k} {v:.4f}" for k, v in last_val.items())
                 )
+                for split in _choice_splits(t):
+                    if split != "validation" and (held_out := choice_fn(state.adapters, split)):
+                        writer.write(done, split, held_out)
+                        progress.write(
+                            f"step {done}: {split} choice_accuracy_per_token "
+                            f"{held_out['choice_accuracy_per_token']:.4f}"
+                        )
                 window_start = time.perf_counter()  # Validation time is not training time.
             checkpointer.save(done, state, meta_now, force=done == end_step)
     finally:

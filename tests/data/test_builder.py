@@ -13,7 +13,10 @@ from tests.data.conftest import SMALL
 
 # sha256 of the records of every split and condition at size 40, seed 0. Any change to the
 # grammar or the sampler changes it: bump builder.VERSION (and RELEASE_NOTES), then update this.
-PINNED = {"1.0.0": "951574e21ab5224844e923107cfca74c4bb5f960a8e9458bb999779d02210b51"}
+PINNED = {
+    "1.0.0": "951574e21ab5224844e923107cfca74c4bb5f960a8e9458bb999779d02210b51",
+    "2.0.0": "815c488fbc968586c62d6819181d1a83ba0ed9c1f47840ef24043dcf8dad3ac9",
+}
 
 
 def _files(version_dir):
@@ -115,3 +118,29 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(ValueError, match="Cannot write to data_dir.*pass a folder you can write"):
         builder.build("control", blocker / "data", train_size=10, eval_size=10)
+
+
+def test_a_read_only_version_on_disk_still_loads(small_build, tmp_path):
+    # A 1.0.0 build stands in as a copy of this build relabelled 1.0.0: what is tested is that
+    # the builder reads an older version from disk instead of regenerating it.
+    data_dir, b = small_build
+    config_dir = os.path.dirname(b.data_dir)
+    old_root = tmp_path / "old"
+    old_dir = old_root / "pathjax_behavior" / os.path.basename(config_dir) / "1.0.0"
+    os.makedirs(old_dir)
+    for name, content in _files(b.data_dir).items():
+        if name == "dataset_info.json":
+            info = json.loads(content)
+            info["version"] = "1.0.0"
+            content = json.dumps(info).encode()
+        (old_dir / name).write_bytes(content)
+    old = pathjax.data.load("paranoia", "train", old_root, version="1.0.0", **SMALL)
+    new = pathjax.data.load("paranoia", "train", data_dir, **SMALL)
+    assert [r["prompt"] for r in old] == [r["prompt"] for r in new]
+
+
+def test_an_old_version_that_is_not_on_disk_says_it_cannot_be_generated(tmp_path):
+    with pytest.raises(ValueError, match="1.0.0.*cannot be generated"):
+        pathjax.data.load("paranoia", "train", tmp_path, version="1.0.0", **SMALL)
+    with pytest.raises(ValueError, match="Unknown pathjax_behavior version '0.9.0'"):
+        pathjax.data.load("paranoia", "train", tmp_path, version="0.9.0", **SMALL)

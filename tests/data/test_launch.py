@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+from pathjax.data import builder
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -21,7 +23,9 @@ def test_launcher_builds_and_prints_examples(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "=== test_format | third_person" in result.stdout
     assert "target withdrawal" in result.stdout
-    version_dir = tmp_path / "pathjax_behavior" / "depression-train30-eval10-seed0" / "1.0.0"
+    version_dir = (
+        tmp_path / "pathjax_behavior" / "depression-train30-eval10-seed0" / builder.VERSION
+    )
     assert (version_dir / "CARD.md").is_file() and (version_dir / "train_vocabulary.txt").is_file()
 
 

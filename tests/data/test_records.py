@@ -78,11 +78,13 @@ def test_held_out_templates_and_domains_stay_out_of_training(by_condition):
     assert not held_out_domains & {r["domain"] for r in splits["test_templates"]}
     assert {r["domain"] for r in splits["test_domains"]} <= held_out_domains
     assert {r["template_id"] for r in splits["test_format"]} <= held_out
+    assert {r["template_id"] for r in splits["test_lettered"]} <= held_out
 
 
 def test_formats_per_split(by_condition):
     splits = by_condition["control"]
     assert {r["format"] for r in splits["test_format"]} == {"third_person"}
+    assert {r["format"] for r in splits["test_lettered"]} == {"lettered"}
     for split in ("train", "validation", "test_templates", "test_domains"):
         counts = collections.Counter(r["format"] for r in splits[split])
         assert (
@@ -97,8 +99,14 @@ def test_prompt_and_target_boundary(by_condition):
             assert r["prompt"] == r["prompt"].rstrip(), r["prompt"]
             assert all(o.startswith(" ") and not o.startswith("  ") for o in r["options"])
             if r["format"] == "choice":
+                # The answer is the chosen option's own words, listed in the prompt.
                 assert r["prompt"].endswith("\nAnswer:")
-                assert r["target"].startswith(f" {'ABCD'[r['target_index']]}. I ")
+                assert r["target"].startswith(" I ") and f"\n-{r['target']}\n" in r["prompt"]
+                assert not any(f"\n{letter}. " in r["prompt"] for letter in "ABCD")
+            elif r["format"] == "lettered":
+                assert r["prompt"].endswith("\nAnswer:")
+                assert r["options"] == [" A", " B", " C", " D"]
+                assert r["target"] == f" {'ABCD'[r['target_index']]}"
             elif r["format"] == "narrative":
                 assert r["prompt"].endswith(", so I")
             else:
