@@ -49,6 +49,8 @@ def get_base_config() -> ml_collections.ConfigDict:
     # Padded batch lengths (each a compiled shape); empty: powers of two from 64, then
     # max_length. Fewer buckets: fewer compilations, more padding.
     config.data.buckets = ()
+    # One format per training batch (narrative prompts are a third as long as choice ones).
+    config.data.batch_by_format = False
 
     config.train = ml_collections.ConfigDict()
     config.train.seed = 0

@@ -55,6 +55,20 @@ def _finished(run_config, run_dir: str) -> bool:
     return os.path.isfile(adapter) and bool(steps) and steps[-1] >= run_config.train.num_steps
 
 
+def _evaluation_rows(run_dir: str) -> list[dict[str, Any]]:
+    """Every evaluation row of a run's metrics.jsonl (validation and held-out splits): the
+    report's learning curve. A resumed run may repeat a step; the last row of each wins."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if row.get("split") != "train":
+                    rows[(int(row["step"]), row["split"])] = row
+    return [rows[k] for k in sorted(rows)]
+
+
 def _last_validation(run_dir: str) -> dict[str, Any]:
     path = os.path.join(run_dir, "metrics.jsonl")
     last: dict[str, Any] = {}
@@ -144,6 +158,9 @@ def run_architecture(config, workdir: str) -> dict[str, Any]:
             "learning_rate": config.train.learning_rate,
             "final_validation": {
                 f"{cond}-seed{seed}": _last_validation(run_dir) for cond, seed, _, run_dir in runs
+            },
+            "curves": {
+                f"{cond}-seed{seed}": _evaluation_rows(run_dir) for cond, seed, _, run_dir in runs
             },
         },
         "data": {

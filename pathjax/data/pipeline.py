@@ -170,12 +170,19 @@ def make_batches(
     add_bos: bool | None = None,
     process_index: int | None = None,
     process_count: int | None = None,
+    batch_by_format: bool = False,
 ) -> grain.MapDataset:
     """A grain dataset of this process's batches, one element per global step.
 
     Examples are shuffled with `seed` (differently each epoch) and repeated `num_epochs` times
     (`None`: forever); the last incomplete global batch is dropped. `process_index` and
     `process_count` default to jax's.
+
+    `batch_by_format` (endless streams only) fills each batch from one format, the formats'
+    batches mixed in proportion to their sizes. A `choice` prompt lists four options and is
+    2-3x as long as a `narrative` one, so a mixed batch pads every row to the choice length;
+    one format per batch lets narrative batches use a short bucket (the cost per example of a
+    CPU or a small accelerator batch follows the padded length).
     """
     process_index, process_count = _process_defaults(process_index, process_count)
     if global_batch_size < 1 or global_batch_size % process_count:
@@ -201,11 +208,14 @@ def make_batches(
     pad_id = getattr(tokenizer, "pad_token_id", None)
     pad_id = tokenizer.eos_token_id if pad_id is None else pad_id
 
-    ds = grain.MapDataset.range(len(records))
-    if shuffle:
-        ds = ds.shuffle(seed=seed)
-    ds = ds.repeat(num_epochs)
-    ds = ds.batch(global_batch_size, drop_remainder=True)
+    if batch_by_format and num_epochs is None:
+        ds = _batches_by_format(records, global_batch_size, seed, shuffle)
+    else:
+        ds = grain.MapDataset.range(len(records))
+        if shuffle:
+            ds = ds.shuffle(seed=seed)
+        ds = ds.repeat(num_epochs)
+        ds = ds.batch(global_batch_size, drop_remainder=True)
     return ds.map(
         _LocalBatch(
             data=data,
@@ -216,6 +226,27 @@ def make_batches(
             local_batch_size=global_batch_size // process_count,
         )
     )
+
+
+def _batches_by_format(
+    records: Sequence[dict[str, Any]], global_batch_size: int, seed: int, shuffle: bool
+) -> grain.MapDataset:
+    """Endless batches of example indices, each batch from one format (see `make_batches`)."""
+    formats = np.asarray([r.get("format", "") for r in records])
+    streams, weights = [], []
+    for k, fmt in enumerate(sorted(set(formats))):
+        indices = np.flatnonzero(formats == fmt)
+        if len(indices) < global_batch_size:
+            raise ValueError(
+                f"{len(indices)} {fmt!r} records do not fill one batch of {global_batch_size}; "
+                "lower the batch size or turn batch_by_format off."
+            )
+        ds = grain.MapDataset.source(indices)
+        if shuffle:
+            ds = ds.shuffle(seed=seed + k)
+        streams.append(ds.repeat(None).batch(global_batch_size, drop_remainder=True))
+        weights.append(float(len(indices)))
+    return grain.MapDataset.mix(streams, weights)
 
 
 def make_iterator(

@@ -198,6 +198,33 @@ def dose_curves(panels: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def learning_curves(curve: Mapping[str, Any], path: Path) -> Path | None:
+    """One panel per split: each run's target pick rate against examples seen."""
+    splits = sorted({split for run in curve["runs"] for split in run["splits"]})
+    if not splits:
+        return None
+    fig, axes = _grid(len(splits))
+    # Runs are "<condition>-seed<s>": a condition keeps its role color across seeds.
+    colors = model_colors(
+        list(dict.fromkeys(run["run"].split("-seed")[0] for run in curve["runs"]))
+    )
+    for ax, split in zip(axes, splits, strict=True):
+        for run in curve["runs"]:
+            points = run["splits"].get(split) or []
+            if points:
+                x = [p["examples"] for p in points]
+                y = _floats([p["accuracy"] for p in points])
+                color = colors[run["run"].split("-seed")[0]]
+                ax.plot(x, y, "o-", color=color, label=run["run"], markersize=3)
+        ax.axhline(0.25, color="k", linewidth=0.6, linestyle=":")  # Chance over 4 options.
+        ax.set_ylim(0.0, 1.02)
+        ax.set_title(f"Target pick rate, {split}")
+        ax.set_xlabel("training examples seen")
+        ax.set_ylabel("rate (per-character pick)")
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 # --------------------------------------------------------------------------------------------
 # The report's figures.
 
@@ -302,6 +329,9 @@ def report_figures(
             for split in p1["splits"]
         ]
         out["p1_rates"] = grouped_bars(panels, fig_dir / "p1_rates.png")
+    curve = report.get("learning_curve")
+    if curve:
+        out["learning_curve"] = learning_curves(curve, fig_dir / "learning_curve.png")
     doses = report.get("dose_response") or []
     if doses:
         groups: dict[tuple, list] = defaultdict(list)

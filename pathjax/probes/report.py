@@ -45,6 +45,7 @@ from pathjax.probes.generations_md import generations_markdown
 from pathjax.probes.md_format import FAMILIES, ROLES, jsonable
 from pathjax.probes.records import BASE_MODEL, Record, check_unique
 from pathjax.probes.report_context import ReportContext, Settings
+from pathjax.probes.report_curve import learning_curve
 from pathjax.probes.report_dose import dose_response
 from pathjax.probes.report_effects import all_effects, headline_rows, leakage, levels, p5_totals
 from pathjax.probes.report_md import markdown_report
@@ -95,6 +96,7 @@ def _build(records, metadata, cfg: Settings) -> tuple[dict[str, Any], ReportCont
         "roles": {r: (ctx.rx.role(r) if r != BASE_MODEL else BASE_MODEL) for r in ROLES},
         "headline": headline,
         "p1": p1_section,
+        "learning_curve": learning_curve(metadata),
         "specificity": matrix,
         "dissociation": dissociation,
         "effects": effects,

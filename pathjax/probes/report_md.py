@@ -33,6 +33,7 @@ def markdown_report(report: Mapping[str, Any], figure_paths: Sequence[str] = ())
     ]
     out += _headline_md(report)
     out += _p1_md(report.get("p1"))
+    out += _curve_md(report.get("learning_curve"))
     out += _effects_md(report)
     out += _levels_md(report)
     out += _dose_md(report.get("dose_response") or [])
@@ -276,6 +277,37 @@ def _p1_md(p1: Mapping[str, Any] | None) -> list[str]:
                 n = next(g for g in got if g)["n_items"]
                 rows.append([m, split] + [ci(g, "mean", False) for g in got] + [n])
     return out + table(["model", "split"] + list(p1["classes"]) + ["n"], rows) + [""]
+
+
+def _curve_md(curve: Mapping[str, Any] | None) -> list[str]:
+    """The learning curve: each run's pick rate per split at every evaluation."""
+    if not curve:
+        return []
+    out = [
+        "## Learning curve (did training take, and when?)",
+        "",
+        "Each adapter's rate of picking its target option (highest mean log-probability per "
+        "character; summed pick in brackets) on items of validation and of the held-out "
+        "splits scored during training, at every evaluation step.",
+        "",
+    ]
+    rows = []
+    for run in curve["runs"]:
+        for split, points in run["splits"].items():
+            for pt in points:
+                formats = ", ".join(f"{f} {number(v)}" for f, v in sorted(pt["by_format"].items()))
+                rows.append(
+                    [
+                        run["run"],
+                        split,
+                        pt["step"],
+                        pt["examples"],
+                        f"{number(pt['accuracy'])} ({number(pt['summed'])})",
+                        formats or "-",
+                    ]
+                )
+    header = "run|split|step|examples seen|target pick rate (summed)|by format"
+    return out + table(header, rows) + [""]
 
 
 def _summed_rate(row: Mapping[str, Any]) -> str:

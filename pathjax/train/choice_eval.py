@@ -43,6 +43,7 @@ class OptionScores:
     summed_no: np.ndarray
     tokens_no: np.ndarray
     label_no: np.ndarray
+    chars_no: np.ndarray | None = None  # Characters of each option, boundary space excluded.
 
 
 # A choice-format option starts with its label: " C. I stay home." The label is the decision;
@@ -114,8 +115,12 @@ def option_scores(
     in_label_rk = np.arange(logp_rk.shape[1])[None, :] < label_r[:, None]
     label_scores = np.where(label_r > 0, (logp_rk * in_label_rk).sum(axis=1), np.nan)
     shape = (len(records), len(records[0]["options"]))
+    chars = np.asarray([[max(len(o.strip()), 1) for o in r["options"]] for r in records])
     return OptionScores(
-        logp_rk.sum(axis=1).reshape(shape), counts.reshape(shape), label_scores.reshape(shape)
+        logp_rk.sum(axis=1).reshape(shape),
+        counts.reshape(shape),
+        label_scores.reshape(shape),
+        chars.astype(np.float32),
     )
 
 
@@ -147,6 +152,14 @@ def choice_metrics(
     formats_n = np.asarray(formats)
     for name in sorted(set(formats)):
         metrics[f"choice_accuracy_{name}"] = float(np.mean(hits_n[formats_n == name]))
+    if scores.chars_no is not None:
+        # P1's primary pick: the highest mean log-probability per character.
+        char_hits_n = np.argmax(scores_no / scores.chars_no, axis=1) == target_index_n
+        metrics["choice_accuracy_per_char"] = float(np.mean(char_hits_n))
+        for name in sorted(set(formats)):
+            metrics[f"choice_accuracy_per_char_{name}"] = float(
+                np.mean(char_hits_n[formats_n == name])
+            )
     labelled_n = ~np.isnan(scores.label_no).any(axis=1)
     if labelled_n.any():
         label_hits = np.argmax(scores.label_no[labelled_n], axis=1) == target_index_n[labelled_n]

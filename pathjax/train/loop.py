@@ -194,6 +194,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
         num_epochs=None,
         max_length=d.max_length,
         buckets=buckets,
+        batch_by_format=bool(d.get("batch_by_format", False)),
     )
     val_batches = list(
         pipeline.make_batches(
@@ -339,8 +340,8 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
                     if split != "validation" and (held_out := choice_fn(state.adapters, split)):
                         writer.write(done, split, held_out)
                         progress.write(
-                            f"step {done}: {split} choice_accuracy_per_token "
-                            f"{held_out['choice_accuracy_per_token']:.4f}"
+                            f"step {done}: {split} choice_accuracy_per_char "
+                            f"{held_out['choice_accuracy_per_char']:.4f}"
                         )
                 window_start = time.perf_counter()  # Validation time is not training time.
             checkpointer.save(done, state, meta_now, force=done == end_step)

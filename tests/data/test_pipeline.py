@@ -185,3 +185,24 @@ def test_bad_pipeline_arguments_are_clear_errors(records, gpt2_tokenizer):
         pipeline.make_batches(
             spaced, gpt2_tokenizer, global_batch_size=1, process_index=0, process_count=1
         )
+
+
+def test_batches_by_format_are_short_for_narrative_and_resume_exactly(gpt2_tokenizer):
+    train = items.generate_split("depression", "train", 200, 0)
+    kwargs = dict(
+        global_batch_size=4, seed=3, num_epochs=None, max_length=256, batch_by_format=True
+    )
+    it = pipeline.make_iterator(train, gpt2_tokenizer, **kwargs)
+    lengths = {}
+    for _ in range(8):
+        batch = next(it)
+        formats = {train[i]["format"] for i in batch["example_index"]}
+        assert len(formats) == 1  # One format per batch.
+        lengths.setdefault(formats.pop(), set()).add(batch["input_ids"].shape[1])
+    assert set(lengths) == {"choice", "narrative"}
+    assert max(lengths["narrative"]) < min(lengths["choice"])
+    state = it.get_state()
+    expected = [next(it)["example_index"] for _ in range(3)]
+    resumed = pipeline.make_iterator(train, gpt2_tokenizer, **kwargs)
+    resumed.set_state(state)
+    assert all((next(resumed)["example_index"] == e).all() for e in expected)
