@@ -305,26 +305,45 @@ class FamilyScorer:
     # -- P5 --------------------------------------------------------------------------------
 
     def likert(self, items: Sequence[items_lib.LikertItem], framings):
-        """P5: expected item score from the renormalized response-option probabilities."""
+        """P5: expected item score from the renormalized response-option probabilities.
+
+        Every item is asked twice, with the scale listed low-to-high (as written) and
+        high-to-low; `expected_score` is the mean of the two, so a bias towards the first or
+        last listed answer cancels. The two orders' scores stand beside it: if they move in
+        opposite directions, the shift is about the list's order, not the content.
+        """
         if not items:
             return []
         self.progress("P5")
-        cases = [(it, framings[name]) for it in items for name in sorted(it.texts)]
-        prompts = [self._prompt(it.prompt(f)) for it, f in cases]
+        orders = {"low_first": lambda f: f, "high_first": lambda f: f.listed_high_first()}
+        cases = [
+            (it, framings[name], order)
+            for it in items
+            for name in sorted(it.texts)
+            for order in orders
+        ]
+        prompts = [self._prompt(it.prompt(orders[o](f))) for it, f, o in cases]
         options = [
-            self._options(it.prompt(f), [o.text for o in f.options], f"{it.id}/{f.name}")
-            for it, f in cases
+            self._options(it.prompt(orders[o](f)), [x.text for x in f.options], f"{it.id}/{f.name}")
+            for it, f, o in cases
         ]
         logp = self.ev.score(prompts, options, desc="P5").logp_mgc
-        out = []
-        for i, (it, f) in enumerate(cases):
+        by_item: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        for i, (it, f, order) in enumerate(cases):
             n = len(f.options)
-            expected_m = scoring.likert_expected_score(
-                logp[:, i, :n], [o.score for o in f.options], it.reverse
+            by_item.setdefault((it.id, f.name), {"item": it})[order] = (
+                scoring.likert_expected_score(
+                    logp[:, i, :n], [o.score for o in f.options], it.reverse
+                )
             )
-            out += _records(
-                self.models, "P5", f"{it.id}/{f.name}", it.key, "expected_score", expected_m
-            )
+        out = []
+        for (item_id, framing), got in by_item.items():
+            key = got["item"].key
+            item = f"{item_id}/{framing}"
+            mean_m = (got["low_first"] + got["high_first"]) / 2
+            out += _records(self.models, "P5", item, key, "expected_score", mean_m)
+            for order in orders:
+                out += _records(self.models, "P5", item, key, f"expected_score_{order}", got[order])
         return out
 
     # -- P6 --------------------------------------------------------------------------------

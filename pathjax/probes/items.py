@@ -129,6 +129,21 @@ class Framing:
     def render(self, text: str) -> str:
         return self.template.replace("{text}", text)
 
+    def listed_high_first(self) -> "Framing":
+        """The same framing with its response options listed from the highest score down.
+
+        Scoring both orders and averaging cancels a preference for the first (or last) listed
+        answer, which a fine-tuned model can acquire whatever it learned about the content.
+        """
+        listing = ", ".join(o.text.strip() for o in self.options)
+        if listing not in self.template:
+            raise ValueError(
+                f"P5 framing {self.name!r}: its template must list the options as {listing!r} "
+                "so that the reversed order can be rendered."
+            )
+        reversed_listing = ", ".join(o.text.strip() for o in reversed(self.options))
+        return dataclasses.replace(self, template=self.template.replace(listing, reversed_listing))
+
 
 @dataclasses.dataclass(frozen=True)
 class LikertItem:

@@ -47,7 +47,14 @@ from pathjax.probes.records import BASE_MODEL, Record, check_unique
 from pathjax.probes.report_context import ReportContext, Settings
 from pathjax.probes.report_curve import learning_curve
 from pathjax.probes.report_dose import dose_response
-from pathjax.probes.report_effects import all_effects, headline_rows, leakage, levels, p5_totals
+from pathjax.probes.report_effects import (
+    all_effects,
+    headline_rows,
+    leakage,
+    levels,
+    p5_order,
+    p5_totals,
+)
 from pathjax.probes.report_md import markdown_report
 from pathjax.probes.report_records import (  # re-exported: callers import them from here
     PRIMARY_METRIC,
@@ -102,6 +109,7 @@ def _build(records, metadata, cfg: Settings) -> tuple[dict[str, Any], ReportCont
         "effects": effects,
         "levels": levels(ctx),
         "p5_totals": p5_totals(ctx),
+        "p5_order": p5_order(ctx),
         "dose_response": dose_response(ctx),
         "lexical_leakage": leakage(ctx),
         "notes": ctx.notes,

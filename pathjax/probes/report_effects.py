@@ -145,3 +145,37 @@ def _interval(s: stats.EffectSummary) -> dict[str, Any]:
         "n_items": s.n_items,
         "n_seeds": s.n_seeds,
     }
+
+
+P5_ORDERS = ("low_first", "high_first")
+
+
+def p5_order(ctx: ReportContext) -> list[dict[str, Any]]:
+    """Each adapter's P5 shift per trait key with the scale listed low-first, high-first, and
+    their mean (the primary metric). Opposite signs mean the shift follows the list's order
+    (a position preference), not the items' content."""
+    if not all(("P5", f"expected_score_{o}") in ctx.rx.by_fm for o in P5_ORDERS):
+        return []
+    out = []
+    for m in ctx.adapters:
+        for key in TRAIT_KEYS:
+            row: dict[str, Any] = {"model": m, "key": key}
+            for name, metric in (
+                ("mean", "expected_score"),
+                *((o, f"expected_score_{o}") for o in P5_ORDERS),
+            ):
+                got = ctx.effect(m, "P5", metric, key=key)
+                row[name] = (
+                    None
+                    if not got
+                    else {
+                        "mean_delta": got[0].mean_delta,
+                        "ci_low": got[0].ci_low,
+                        "ci_high": got[0].ci_high,
+                    }
+                )
+            if row["low_first"] and row["high_first"]:
+                lo, hi = row["low_first"]["mean_delta"], row["high_first"]["mean_delta"]
+                row["orders_disagree"] = bool(lo * hi < 0)
+                out.append(row)
+    return out

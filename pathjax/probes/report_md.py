@@ -34,6 +34,7 @@ def markdown_report(report: Mapping[str, Any], figure_paths: Sequence[str] = ())
     out += _headline_md(report)
     out += _p1_md(report.get("p1"))
     out += _curve_md(report.get("learning_curve"))
+    out += _p5_order_md(report.get("p5_order") or [])
     out += _effects_md(report)
     out += _levels_md(report)
     out += _dose_md(report.get("dose_response") or [])
@@ -209,6 +210,15 @@ def _caveats(report: Mapping[str, Any]) -> list[str]:
                 else "; no clear headline shift is within it."
             )
         )
+    order_rows = report.get("p5_order") or []
+    flipped = [f"{r['model']} ({r['key']}-keyed)" for r in order_rows if r.get("orders_disagree")]
+    if flipped:
+        out.append(
+            f"P5 scale order: for {len(flipped)} of {len(order_rows)} adapter-scale pairs the "
+            "shift changes sign when the scale is listed the other way round "
+            f"({', '.join(flipped)}): those shifts follow a list position; the primary score "
+            "averages both orders."
+        )
     seeds = {m: len(v["seeds"]) for m, v in report["models"].items() if m != BASE_MODEL}
     if seeds and max(seeds.values()) < 2:
         out.append(
@@ -277,6 +287,38 @@ def _p1_md(p1: Mapping[str, Any] | None) -> list[str]:
                 n = next(g for g in got if g)["n_items"]
                 rows.append([m, split] + [ci(g, "mean", False) for g in got] + [n])
     return out + table(["model", "split"] + list(p1["classes"]) + ["n"], rows) + [""]
+
+
+def _p5_order_md(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+
+    def shift(d: Mapping[str, Any] | None) -> str:
+        return ci(d) if d else "-"
+
+    out = [
+        "## P5 by the order of the scale",
+        "",
+        "Every Likert item is asked with its scale listed low-to-high and high-to-low; the "
+        "primary score is their mean. A shift whose sign flips with the order follows a "
+        "preference for a list position, not the item's content.",
+        "",
+    ]
+    body = [
+        [
+            r["model"],
+            r["key"],
+            shift(r["low_first"]),
+            shift(r["high_first"]),
+            shift(r["mean"]),
+            "yes" if r.get("orders_disagree") else "no",
+        ]
+        for r in rows
+    ]
+    header = (
+        "adapter|key|shift, low first [CI]|shift, high first [CI]|mean of both [CI]|signs differ"
+    )
+    return out + table(header, body) + [""]
 
 
 def _curve_md(curve: Mapping[str, Any] | None) -> list[str]:

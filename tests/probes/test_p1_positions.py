@@ -108,3 +108,28 @@ def test_learning_curve_comes_from_the_training_evaluations():
     points = curve["runs"][0]["splits"]["test_domains"]
     assert [(p["examples"], p["accuracy"]) for p in points] == [(96, 0.5), (192, 0.9)]
     assert points[1]["by_format"] == {"choice": 0.9, "narrative": 0.9}
+
+
+def test_p5_shift_that_flips_with_the_scale_order_is_flagged():
+    rng = np.random.default_rng(2)
+    records = []
+    for i in range(12):
+        item = f"p5-dep-{i:02d}/agreement"
+        base = rng.uniform(0.5, 2.5)
+        for model, low, high in (("base", 0.0, 0.0), ("depression", -0.8, +0.6)):
+            cond = None if model == "base" else model
+            mult = 0.0 if cond is None else 1.0
+            scores = {
+                "expected_score_low_first": base + low + rng.normal(scale=0.05),
+                "expected_score_high_first": base + high + rng.normal(scale=0.05),
+            }
+            scores["expected_score"] = sum(scores.values()) / 2
+            for metric, score in scores.items():
+                records.append(
+                    Record(model, cond, None, None, mult, "P5", item, "depression", metric, score)
+                )
+    rep = report_lib.build_report(records, n_resamples=200)
+    row = next(r for r in rep["p5_order"] if r["key"] == "depression")
+    assert row["orders_disagree"]
+    assert row["low_first"]["ci_high"] < 0 < row["high_first"]["ci_low"]
+    assert "P5 scale order: for 1 of" in report_lib.markdown_report(rep, [])

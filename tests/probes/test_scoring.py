@@ -1,5 +1,7 @@
 """String-level scoring: Likert scores, option variants, word boundaries, tokenization checks."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -92,3 +94,22 @@ def test_item_limits_keep_every_key():
     keys = [i.key for i in chosen]
     assert len(chosen) == 10 and keys.count("depression") == keys.count("paranoia") == 5
     assert families._take(suite.ambiguous, 0) == suite.ambiguous
+
+
+def test_every_framing_renders_with_its_scale_high_first():
+    suite = items.load_suite()
+    for framing in suite.framings.values():
+        labels = [o.text.strip() for o in framing.options]
+        low_first = framing.render("X")
+        high_first = framing.listed_high_first().render("X")
+        assert ", ".join(labels) in low_first and ", ".join(reversed(labels)) in high_first
+        assert high_first.replace(", ".join(reversed(labels)), ", ".join(labels)) == low_first
+        # The options scored are the same; only the listing in the prompt changes.
+        assert framing.listed_high_first().options == framing.options
+
+
+def test_a_framing_whose_template_does_not_list_its_options_is_refused():
+    framing = items.load_suite().framings["agreement"]
+    broken = dataclasses.replace(framing, template="Statement: {text}\nMy response:")
+    with pytest.raises(ValueError, match="must list the options"):
+        broken.listed_high_first()
