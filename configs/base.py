@@ -38,6 +38,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.lora.dropout = 0.05  # On the adapter input only, as in PEFT.
     config.lora.targets = "default"  # "default" (PEFT's per family), "all-linear", names, regex.
     config.lora.use_rslora = False  # scale = alpha / sqrt(rank) instead of alpha / rank.
+    config.lora.top_layers = 0  # Adapt only the last N decoder layers; 0: every layer.
 
     config.data = ml_collections.ConfigDict()
     config.data.condition = "depression"

@@ -43,10 +43,18 @@ class LoraConfig:
     # string matched against the whole module path (like PEFT's string form).
     targets: str | tuple[str, ...] = "default"
     use_rslora: bool = False
+    # Only the last `top_layers` decoder layers (0: every layer), like PEFT's
+    # `layers_to_transform`. Gradients then stop at the lowest adapted layer, so a step costs
+    # about forward + 2 x (top_layers / layers) forwards instead of three.
+    top_layers: int = 0
 
     def __post_init__(self):
         if self.rank < 1:
             raise ValueError(f"lora.rank must be >= 1, got {self.rank}.")
+        if self.top_layers < 0:
+            raise ValueError(
+                f"lora.top_layers must be >= 0 (0: every layer), got {self.top_layers}."
+            )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}.")
 
@@ -143,7 +151,26 @@ def linear_modules(model: nnx.Module) -> list[tuple[str, layers.Linear]]:
     ]
 
 
-def target_paths(model: nnx.Module, targets: str | Sequence[str]) -> list[str]:
+_LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h)\.(\d+)\.")
+
+
+def _in_top_layers(paths: Sequence[str], top_layers: int) -> list[str]:
+    """The paths inside the last `top_layers` numbered layers (all of them for 0)."""
+    if top_layers <= 0:
+        return list(paths)
+    indices = {int(m.group(1)) for p in paths if (m := _LAYER_INDEX.search(p))}
+    if not indices:
+        raise ValueError("lora.top_layers needs numbered layers (layers.N or h.N); none found.")
+    if top_layers > len(indices):
+        raise ValueError(
+            f"lora.top_layers={top_layers} but the model has {len(indices)} layers; use at most "
+            f"{len(indices)} (or 0 for every layer)."
+        )
+    lowest = max(indices) + 1 - top_layers
+    return [p for p in paths if (m := _LAYER_INDEX.search(p)) and int(m.group(1)) >= lowest]
+
+
+def target_paths(model: nnx.Module, targets: str | Sequence[str], top_layers: int = 0) -> list[str]:
     paths = [path for path, _ in linear_modules(model)]
     model_type = model.config.model_type
     if targets == "default":
@@ -154,6 +181,7 @@ def target_paths(model: nnx.Module, targets: str | Sequence[str]) -> list[str]:
         chosen = [p for p in paths if re.fullmatch(targets, p)]
     else:
         chosen = [p for p in paths if any(p == t or p.endswith("." + t) for t in targets)]
+    chosen = _in_top_layers(chosen, top_layers) if chosen else chosen
     if not chosen:
         names = sorted({p.split(".")[-1] for p in paths})
         raise ValueError(
@@ -171,7 +199,7 @@ def add_lora(
     num_adapters: int | None = None,
 ) -> list[str]:
     """Adds an adapter to every targeted `Linear` (in place); returns their paths."""
-    chosen = set(target_paths(model, config.targets))
+    chosen = set(target_paths(model, config.targets, config.top_layers))
     modules = dict(linear_modules(model))
     for index, path in enumerate(sorted(chosen)):
         module = modules[path]

@@ -243,3 +243,24 @@ def test_unknown_targets_name_the_layers(tiny):
     model = checkpoints.load_hf_folder(str(folder))
     with pytest.raises(ValueError, match="matches no linear layer.*its linear layers are named"):
         lora.add_lora(model, lora.LoraConfig(targets=("query",)), rngs=nnx.Rngs(0))
+
+
+def test_top_layers_adapts_only_the_last_layers_and_exports_to_peft(tiny, tmp_path):
+    _, folder, hf_model = tiny
+    config = lora.LoraConfig(rank=4, alpha=8, targets="all-linear", top_layers=1)
+    model, _ = _with_trained_looking_adapters(folder, config)
+    layer_ids = {int(lora._LAYER_INDEX.search(p).group(1)) for p, _ in lora.adapters(model)}
+    all_ids = {
+        int(m.group(1)) for p, _ in lora.linear_modules(model) if (m := lora._LAYER_INDEX.search(p))
+    }
+    assert layer_ids == {max(all_ids)} and len(all_ids) > 1
+    peft_format.export_peft(model, config, str(tmp_path))
+    peft_model = peft.PeftModel.from_pretrained(hf_model, str(tmp_path)).eval()
+    ids = ref.random_ids((2, 10), model.config.vocab_size)
+    np.testing.assert_allclose(ref.torch_logits(peft_model, ids), np.asarray(model(ids)), atol=1e-4)
+    with pytest.raises(ValueError, match="lora.top_layers=99 but the model has"):
+        lora.add_lora(
+            checkpoints.load_hf_folder(str(folder)),
+            lora.LoraConfig(targets="all-linear", top_layers=99),
+            rngs=nnx.Rngs(0),
+        )

@@ -75,6 +75,7 @@ def lora_config_from(config) -> lora.LoraConfig:
         dropout=config.lora.dropout,
         targets=targets,
         use_rslora=config.lora.use_rslora,
+        top_layers=int(config.lora.get("top_layers", 0)),
     )
 
 
