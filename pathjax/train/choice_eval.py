@@ -60,6 +60,34 @@ def _label_tokens(tokenizer, option_text: str, option_ids: Sequence[int]) -> int
     return len(label) if list(option_ids[: len(label)]) == label else 0
 
 
+# Rows up to this many tokens (a narrative item and its option) share a short compiled shape.
+_SHORT_WIDTH = 64
+
+
+def _score_chunk(graphdef, state, chunk, width, head_width, batch_size, place) -> np.ndarray:
+    """Continuation log-probabilities `[len(chunk), head_width]` of (prompt, option) rows,
+    padded to `batch_size` rows of `width` tokens."""
+    ids = np.zeros((batch_size, width), np.int32)
+    attention = np.zeros((batch_size, width), bool)
+    positions = np.zeros((batch_size, head_width), np.int32)
+    weights = np.zeros((batch_size, head_width), np.float32)
+    for i, (prompt, option) in enumerate(chunk):
+        n = len(prompt) + len(option)
+        ids[i, :n] = prompt + option
+        attention[i, :n] = True
+        positions[i, : len(option)] = np.arange(len(prompt) - 1, n - 1)
+        weights[i, : len(option)] = 1
+    arrays = {"ids": ids, "attention": attention, "positions": positions, "weights": weights}
+    if place is not None:  # Split the rows over the mesh, as training batches are.
+        arrays = place(arrays)
+    out = continuation_logprobs(
+        graphdef, state, *(arrays[k] for k in ("ids", "attention", "positions", "weights"))
+    )
+    if not out.is_fully_addressable:  # Rows split across hosts: gather them everywhere.
+        out = multihost_utils.process_allgather(out, tiled=True)
+    return np.asarray(out)[: len(chunk)]
+
+
 def _encode(tokenizer, texts: Sequence[str]) -> list[list[int]]:
     return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
@@ -84,33 +112,24 @@ def option_scores(
             rows.append((list(prefix) + prompt, option))
             is_choice = record.get("format") == "choice"
             label_lengths.append(_label_tokens(tokenizer, text, option) if is_choice else 0)
-    width = max(len(p) + len(o) for p, o in rows)
-    width = -(-width // 16) * 16  # Few distinct shapes: few compilations.
+    longest = max(len(p) + len(o) for p, o in rows)
+    # Two row widths at most (few compilations): short rows (narrative items) are not padded
+    # to the longest (choice items list four options and are 2-3x as long).
+    widths = sorted({min(_SHORT_WIDTH, -(-longest // 16) * 16), -(-longest // 16) * 16})
     head_width = pipeline.target_bucket(max(len(o) for _, o in rows))
-    token_logps = []
     counts = np.asarray([len(o) for _, o in rows], np.float32)
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        ids = np.zeros((batch_size, width), np.int32)
-        attention = np.zeros((batch_size, width), bool)
-        positions = np.zeros((batch_size, head_width), np.int32)
-        weights = np.zeros((batch_size, head_width), np.float32)
-        for i, (prompt, option) in enumerate(chunk):
-            n = len(prompt) + len(option)
-            ids[i, :n] = prompt + option
-            attention[i, :n] = True
-            positions[i, : len(option)] = np.arange(len(prompt) - 1, n - 1)
-            weights[i, : len(option)] = 1
-        arrays = {"ids": ids, "attention": attention, "positions": positions, "weights": weights}
-        if place is not None:  # Split the rows over the mesh, as training batches are.
-            arrays = place(arrays)
-        out = continuation_logprobs(
-            graphdef, state, *(arrays[k] for k in ("ids", "attention", "positions", "weights"))
-        )
-        if not out.is_fully_addressable:  # Rows split across hosts: gather them everywhere.
-            out = multihost_utils.process_allgather(out, tiled=True)
-        token_logps.append(np.asarray(out)[: len(chunk)])
-    logp_rk = np.concatenate(token_logps)
+    logp_rk = np.zeros((len(rows), head_width), np.float32)
+    for width in widths:
+        fits = [
+            i
+            for i, (p, o) in enumerate(rows)
+            if len(p) + len(o) <= width and (width == widths[0] or len(p) + len(o) > widths[0])
+        ]
+        for start in range(0, len(fits), batch_size):
+            chunk = fits[start : start + batch_size]
+            logp_rk[chunk] = _score_chunk(
+                graphdef, state, [rows[i] for i in chunk], width, head_width, batch_size, place
+            )
     label_r = np.asarray(label_lengths)
     in_label_rk = np.arange(logp_rk.shape[1])[None, :] < label_r[:, None]
     label_scores = np.where(label_r > 0, (logp_rk * in_label_rk).sum(axis=1), np.nan)
