@@ -24,13 +24,14 @@ def get_config(arg: str | None = None):
     # The same study as SmolLM2's (all-linear rank-16 adapters, same budget and probe items),
     # so that the two architectures compare; its 262k vocabulary runs through the chunked
     # divergence kernels.
-    base.cpu_study(config)
+    base.cpu_study(config, top_layers=9)  # The upper half of its 18 layers.
     config.experiment.name = "gemma3-270m"
     return base.apply_variants(config, arg, "gemma3_270m", {"tiny": _tiny, "random": _random})
 
 
 def _tiny(config):
     config.model.num_layers = 2  # Two local layers of the pretrained model.
+    config.lora.top_layers = 0
     config.data.train_size = 400
     config.data.eval_size = 40
     config.data.max_length = 128
@@ -46,6 +47,7 @@ def _random(config):
     config.model.source = ""
     config.model.num_layers = 0
     config.model.preset = "tiny-gemma3"
+    config.lora.top_layers = 0
     config.experiment.name = "tiny-gemma3-random"  # Never shares a folder with the real model.
     config.model.tokenizer = "gemma3-270m"  # The real tokenizer: the preset has its vocabulary.
     config.data.train_size = 64

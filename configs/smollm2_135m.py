@@ -21,6 +21,6 @@ def get_config(arg: str | None = None):
     config = base.get_base_config()
     config.model.source = "smollm2-135m"
     config.model.dtype = "bfloat16"  # Frozen base in bf16; adapters, optimizer, loss in fp32.
-    base.cpu_study(config)
+    base.cpu_study(config, top_layers=15)  # The upper half of its 30 layers.
     config.experiment.name = "smollm2-135m"
     return base.apply_variants(config, arg, "smollm2_135m")

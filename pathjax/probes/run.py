@@ -18,7 +18,7 @@ from typing import Any
 import tqdm
 
 from pathjax import data as data_lib
-from pathjax.data import pipeline
+from pathjax.data import pipeline, subsets
 from pathjax.models import from_config
 from pathjax.probes import evaluator as evaluator_lib
 from pathjax.probes import families as families_lib
@@ -96,8 +96,8 @@ def p1_items(config, limit: int = 0) -> dict[str, list[dict[str, Any]]]:
     out = {}
     for split in P1_SPLITS:
         source = data_lib.load(d.condition, split, d.data_dir, **sizes)
-        n = len(source) if limit <= 0 else min(limit, len(source))
-        out[split] = [source[i] for i in range(n)]
+        # From the whole split: a head slice would fix the target positions by chance.
+        out[split] = list(subsets.balanced(list(source), limit))
     return out
 
 
