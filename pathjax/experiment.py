@@ -205,7 +205,7 @@ def _dose_response(eval_config, runs, eval_dir: str, several_seeds: bool):
 
 
 def _leakage(config) -> dict[str, Any]:
-    """Which probe lexicon words occur in the training data (PROBES.md: lexical leakage)."""
+    """Which probe lexicon words occur in the training data (docs/PROBES.md: lexical leakage)."""
     from pathjax.probes import items as items_lib
 
     suite = items_lib.load_suite(config.eval.suite_version or None)

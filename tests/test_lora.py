@@ -246,7 +246,10 @@ def test_unknown_targets_name_the_layers(tiny):
 
 
 def test_top_layers_adapts_only_the_last_layers_and_exports_to_peft(tiny, tmp_path):
-    _, folder, hf_model = tiny
+    name, folder, _ = tiny
+    # A fresh reference: PeftModel.from_pretrained injects its layers into the model it wraps,
+    # so the module fixture's model may already carry another test's adapter.
+    hf_model = ref.save_random_model(CASES[name](), tmp_path / "base")
     config = lora.LoraConfig(rank=4, alpha=8, targets="all-linear", top_layers=1)
     model, _ = _with_trained_looking_adapters(folder, config)
     layer_ids = {int(lora._LAYER_INDEX.search(p).group(1)) for p, _ in lora.adapters(model)}

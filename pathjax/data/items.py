@@ -2,7 +2,7 @@
 
 Items (situation, fills, paraphrases, option order, format) are drawn without looking at the
 condition; the condition only picks which option is the target. So the four conditions share
-prompts and options exactly, as DATASET.md requires.
+prompts and options exactly, as docs/DATASET.md requires.
 
 Randomness comes from `random.Random(str)` and only its `random()` method, the one part of the
 module Python promises to keep stable across versions: same version + seed, same bytes.

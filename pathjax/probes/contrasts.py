@@ -1,4 +1,4 @@
-"""Multi-model contrasts on per-item probe records (PROBES.md, "Statistics").
+"""Multi-model contrasts on per-item probe records (docs/PROBES.md, "Statistics").
 
 Here: the specificity matrix (each model's standardized shift on the probes of each key), the
 dissociation contrast S built from its cells, and dose-response over checkpoint steps or adapter

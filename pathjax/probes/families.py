@@ -1,6 +1,6 @@
 """The probe families on the evaluator: items -> token requests -> per-item records.
 
-One function per family (PROBES.md's table); each scores every model of the `Evaluator` at
+One function per family (docs/PROBES.md's table); each scores every model of the `Evaluator` at
 once and returns `Record`s with the metric names the report reads. P6 also returns the
 completions themselves.
 """
@@ -428,7 +428,9 @@ class FamilyScorer:
                 model,
                 [ids[p] for _, p, _ in part],
                 sampling,
-                rng=jax.random.fold_in(jax.random.key(seed), start),
+                # The same base key for every chunk: a row's stream depends on (p, s) only,
+                # so every model samples a prompt with the same random numbers.
+                rng=jax.random.key(seed),
                 row_keys=keys,
                 pad_id=self.tok.pad_token_id or 0,
             )

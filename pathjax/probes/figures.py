@@ -1,4 +1,4 @@
-"""PNG figures of the probe report (PROBES.md, "Report"), drawn from plain numbers.
+"""PNG figures of the probe report (docs/PROBES.md, "Report"), drawn from plain numbers.
 
 Every plotting function takes already-computed values (means with CI bounds, per-item arrays),
 writes one PNG and returns its path, or returns None when there is nothing to draw;

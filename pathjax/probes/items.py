@@ -16,7 +16,7 @@ JSONL files hold one item per line; every item has a suite-unique `id`, its `fam
 - P6 `p6_open_prompts.jsonl`: `prompt` (free generation; `key` is the topic it opens).
 - P7 `p7_neutral.jsonl`: `text` (teacher-forced, affect-free).
 
-String conventions (PROBES.md, "Scoring strings"): prompts and stems never end in whitespace;
+String conventions (docs/PROBES.md, "Scoring strings"): prompts and stems never end in whitespace;
 a continuation or response option starts with exactly one space (the boundary space belongs
 to it). Anything that breaks a rule raises `ProbeFileError` naming the file, line and field.
 The sha256 check makes an edited file fail loudly: released versions are frozen, a change

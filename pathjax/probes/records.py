@@ -1,9 +1,10 @@
 """Per-item probe records: the one interface between the evaluator and the statistics.
 
 The evaluator writes one `Record` per (model, seed, checkpoint step, adapter multiplier, probe
-family, item, metric); `pathjax.probes.stats` and the report read nothing else (ARCHITECTURE.md,
-"Contracts"). Records travel as JSONL, one JSON object per line with exactly the fields of
-`Record`, and can be turned into a tidy column table (`to_table`) for plotting or pandas.
+family, item, metric); `pathjax.probes.stats` and the report read nothing else
+(docs/ARCHITECTURE.md, "Contracts"). Records travel as JSONL, one JSON object per line with
+exactly the fields of `Record`, and can be turned into a tidy column table (`to_table`) for
+plotting or pandas.
 
 Conventions:
 

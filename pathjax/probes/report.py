@@ -16,7 +16,7 @@ This module assembles the report; the sections are computed in
 (P1), `report_specificity` (matrix and S) and `report_dose`, all over one `ReportContext`
 (`report_context`: records indexed by `report_records`, settings, notes, cached effects).
 
-All statistics come from `pathjax.probes.stats` and `pathjax.probes.contrasts` (PROBES.md,
+All statistics come from `pathjax.probes.stats` and `pathjax.probes.contrasts` (docs/PROBES.md,
 "Statistics"): per family x model the paired deltas against B with a bootstrap CI (seeds then
 items), the sign-flip p, d_z and the noise floors; Holm across the headline rows of each model;
 the specificity matrix and the dissociation contrast S; dose-response when the records hold

@@ -1,6 +1,6 @@
 """String-level scoring: from token log-probabilities to option, word and Likert scores.
 
-PROBES.md, "Scoring strings": a continuation's log-probability is the sum of its tokens'
+docs/PROBES.md, "Scoring strings": a continuation's log-probability is the sum of its tokens'
 log-probabilities given the prompt, and the boundary space belongs to the continuation (prompts
 never end in a space), so a continuation tokenizes the same alone and after its prompt. That is
 checked here, per tokenizer, for every option and lexicon word (`check_tokenization`).

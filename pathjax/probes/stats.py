@@ -1,4 +1,4 @@
-"""Item-level paired statistics on per-item probe records (PROBES.md, "Statistics").
+"""Item-level paired statistics on per-item probe records (docs/PROBES.md, "Statistics").
 
 Here: one model's paired deltas against the base and what is computed from them (bootstrap CIs,
 the sign-flip permutation test, Cohen's d_z, Holm within and across families, noise floors,

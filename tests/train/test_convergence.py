@@ -2,17 +2,16 @@
 
 `configs/tiny.py` (two pretrained SmolLM2 layers, rank-8 adapters on every linear layer) is
 trained on the depression data with its own defaults, then its validation items are scored
-over their four options: the adapter must pick the target class (withdrawal) on nearly all
-of them (measured at step 300: 38 of 40 by summed log-likelihood, 40 of 40 by mean per-token
-log-likelihood, the length-normalized score; from 20 and 36 of 40 at step 100).
+over their four options: the adapter must pick the target class (withdrawal) on most of them
+(measured thresholds and the curve are in `configs/tiny.py`), up from what an untrained
+adapter picks at its first evaluation.
 
-That score is the likelihood of each whole answer line. On choice-format items the letter
-alone (`label_accuracy`) stays near chance for this two-layer model (0.15 of 20 at step 300):
-it learns the wording of withdrawal answers, not which letter the prompt gave them. The test
-records that metric but does not hold it.
+In data 2.0.0 both training formats answer with the chosen action's words, so the score is
+the likelihood of the decision itself; letter binding is an evaluation split of its own
+(`test_lettered`), not part of training.
 
-This is the slowest test of the suite (about 4.5 minutes on 2 cores, on one CPU device as a
-user's run); it is the one that shows training works, not only that it runs.
+This is the slowest test of the suite (minutes on 2 cores, on one CPU device as a user's run);
+it is the one that shows training works, not only that it runs.
 """
 
 import json
@@ -50,11 +49,13 @@ def test_tiny_model_learns_to_choose_its_target_class(tmp_path):
     assert out.returncode == 0, out.stderr[-4000:]
     validations = _validations(workdir)
     first, last = validations[0], validations[-1]
-    # At least 37 of the 40 validation items (summed) and 38 (length-normalized), with a
-    # margin of one item below what was measured, up from 0.5 at step 100.
+    # At least 37 of the 40 validation items (summed) and 38 (length-normalized), a margin of
+    # one or two items below what was measured on data 2.0.0 (38 summed, 39 per token, 39 per
+    # character at step 300; 29, 33 and 30 at step 100).
     assert last["step"] == 300 and last["choice_accuracy"] >= 0.925 - 1e-6, validations
     assert last["choice_accuracy_per_token"] >= 0.95 - 1e-6, validations
     assert last["target_probability"] >= 0.9, validations
     assert first["choice_accuracy"] < 0.8
-    assert {"choice_accuracy_choice", "choice_accuracy_narrative", "label_accuracy"} <= set(last)
+    assert {"choice_accuracy_choice", "choice_accuracy_narrative"} <= set(last)
+    assert last["choice_accuracy_per_char"] >= 0.95 - 1e-6, validations
     assert os.path.isfile(os.path.join(workdir, "adapter", "adapter_model.safetensors"))
