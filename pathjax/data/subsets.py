@@ -32,10 +32,16 @@ def balanced(records: Sequence[Mapping[str, Any]], limit: int) -> Sequence[Any]:
     by_order: dict[Any, list[int]] = {}
     for i, r in enumerate(records):
         by_order.setdefault(latin_key(r["option_classes"]) + (r["format"],), []).append(i)
-    queues = [by_order[k] for k in sorted(by_order)]
+    chosen = round_robin([by_order[k] for k in sorted(by_order)], limit)
+    return [records[i] for i in sorted(chosen)]
+
+
+def round_robin(queues: Sequence[Sequence[int]], limit: int) -> list[int]:
+    """Up to `limit` indices, one from each queue in turn, in the queues' order."""
+    pending = [list(q) for q in queues]
     chosen: list[int] = []
-    while len(chosen) < limit:
-        for queue in queues:
+    while len(chosen) < limit and any(pending):
+        for queue in pending:
             if queue and len(chosen) < limit:
                 chosen.append(queue.pop(0))
-    return [records[i] for i in sorted(chosen)]
+    return chosen

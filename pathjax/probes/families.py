@@ -70,12 +70,7 @@ def _take(items: Sequence[Any], limit: int) -> Sequence[Any]:
     by_key: dict[Any, list[int]] = {}
     for i, item in enumerate(items):
         by_key.setdefault(getattr(item, "key", None), []).append(i)
-    queues = list(by_key.values())
-    chosen: list[int] = []
-    while len(chosen) < limit:
-        for queue in queues:
-            if queue and len(chosen) < limit:
-                chosen.append(queue.pop(0))
+    chosen = subsets.round_robin(list(by_key.values()), limit)
     return [items[i] for i in sorted(chosen)]
 
 
@@ -159,43 +154,21 @@ class FamilyScorer:
                     "_calibrated": scoring.calibrated(summed[:, i], free[:, i]),
                 }
                 picks = {"": np.argmax(per_char, axis=-1), "_summed": np.argmax(summed[:, i], -1)}
-                for suffix, logp_mo in variants.items():
-                    probs_mo = scoring.renormalize(logp_mo)
-                    for o, cls in enumerate(r["option_classes"]):
-                        key = CLASS_KEYS[cls]
-                        out += _records(
-                            self.models, "P1", item, key, f"p_{cls}{suffix}", probs_mo[:, o]
-                        )
-                for suffix, top_m in picks.items():
-                    for o, cls in enumerate(r["option_classes"]):
-                        out += _records(
-                            self.models,
-                            "P1",
-                            item,
-                            CLASS_KEYS[cls],
-                            f"top_{cls}{suffix}",
-                            (top_m == o) * 1.0,
-                        )
-                if r["format"] in LISTED_FORMATS:
-                    for o, cls in enumerate(r["option_classes"]):
-                        # Where each class is listed (the same for every model).
-                        out += _records(
-                            self.models,
-                            "P1",
-                            item,
-                            CLASS_KEYS[cls],
-                            f"slot_{cls}",
-                            np.full(len(self.models), float(o)),
-                        )
-                    for o in range(len(r["options"])):
-                        out += _records(
-                            self.models,
-                            "P1",
-                            item,
-                            "neutral",
-                            f"position_{o}",
-                            (picks[""] == o) * 1.0,
-                        )
+
+                def emit(key: str, metric: str, values_m, item: str = item) -> None:
+                    out.extend(_records(self.models, "P1", item, key, metric, values_m))
+
+                for o, cls in enumerate(r["option_classes"]):
+                    key = CLASS_KEYS[cls]
+                    for suffix, logp_mo in variants.items():
+                        emit(key, f"p_{cls}{suffix}", scoring.renormalize(logp_mo)[:, o])
+                    for suffix, top_m in picks.items():
+                        emit(key, f"top_{cls}{suffix}", (top_m == o) * 1.0)
+                    if r["format"] in LISTED_FORMATS:
+                        # Where the class is listed (the same for every model), and whether
+                        # the model picked that position: the letter histogram.
+                        emit(key, f"slot_{cls}", np.full(len(self.models), float(o)))
+                        emit("neutral", f"position_{o}", (picks[""] == o) * 1.0)
         return out
 
     # -- P2, P3 ----------------------------------------------------------------------------

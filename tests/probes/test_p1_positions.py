@@ -16,45 +16,20 @@ def _lettered_records(picks: dict[str, list[int]], orders: list[tuple[str, ...]]
     out = []
     for model, chosen in picks.items():
         cond = None if model == "base" else model
+
+        def rec(item, key, metric, score, model=model, cond=cond):
+            mult = 0.0 if cond is None else 1.0
+            return Record(model, cond, None, None, mult, "P1", item, key, metric, score)
+
         for i, (order, pick) in enumerate(zip(orders, chosen, strict=True)):
             item = f"test_lettered/lettered/{i}"
             for pos, cls in enumerate(order):
                 key = KEY.get(cls, "neutral")
-                for metric, score in (
-                    (f"top_{cls}", float(pick == pos)),
-                    (f"top_{cls}_summed", float(pick == pos)),
-                    (f"p_{cls}", 0.25),
-                    (f"slot_{cls}", float(pos)),
-                ):
-                    out.append(
-                        Record(
-                            model,
-                            cond,
-                            None,
-                            None,
-                            0.0 if cond is None else 1.0,
-                            "P1",
-                            item,
-                            key,
-                            metric,
-                            score,
-                        )
-                    )
-            for pos in range(4):
-                out.append(
-                    Record(
-                        model,
-                        cond,
-                        None,
-                        None,
-                        0.0 if cond is None else 1.0,
-                        "P1",
-                        item,
-                        "neutral",
-                        f"position_{pos}",
-                        float(pick == pos),
-                    )
-                )
+                out.append(rec(item, key, f"top_{cls}", float(pick == pos)))
+                out.append(rec(item, key, f"top_{cls}_summed", float(pick == pos)))
+                out.append(rec(item, key, f"p_{cls}", 0.25))
+                out.append(rec(item, key, f"slot_{cls}", float(pos)))
+                out.append(rec(item, "neutral", f"position_{pos}", float(pick == pos)))
     return out
 
 
