@@ -7,7 +7,6 @@ targets, so probe reports can say which of their words a model saw in training.
 import collections
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,13 +15,12 @@ from pathjax.data import balance, scenarios, schema
 CARD_MD = "CARD.md"
 CARD_JSON = "card.json"
 VOCABULARY_FILE = "train_vocabulary.txt"
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 _EXAMPLES_PER_FORMAT = 1
 
 
 def words(text: str) -> set[str]:
     """The lowercase words of `text`, as the vocabulary file counts them."""
-    return set(_WORD.findall(text.lower()))
+    return set(balance.words(text))
 
 
 def read_vocabulary(data_dir: str | os.PathLike) -> frozenset[str]:

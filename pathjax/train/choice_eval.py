@@ -119,12 +119,10 @@ def option_scores(
     head_width = pipeline.target_bucket(max(len(o) for _, o in rows))
     counts = np.asarray([len(o) for _, o in rows], np.float32)
     logp_rk = np.zeros((len(rows), head_width), np.float32)
+    # Each row goes to the narrowest width that holds it.
+    width_r = [next(w for w in widths if len(p) + len(o) <= w) for p, o in rows]
     for width in widths:
-        fits = [
-            i
-            for i, (p, o) in enumerate(rows)
-            if len(p) + len(o) <= width and (width == widths[0] or len(p) + len(o) > widths[0])
-        ]
+        fits = [i for i, w in enumerate(width_r) if w == width]
         for start in range(0, len(fits), batch_size):
             chunk = fits[start : start + batch_size]
             logp_rk[chunk] = _score_chunk(
