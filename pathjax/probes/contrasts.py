@@ -21,7 +21,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats as sps
 
-from pathjax.probes.records import BASE_MODEL, Record
+from pathjax.probes.records import Record
+from pathjax.probes.schema import BASE_MODEL, ROLES, TRAIT_KEYS
 from pathjax.probes.stats import (
     TIE_RTOL,
     Interval,
@@ -39,8 +40,8 @@ from pathjax.probes.stats import (
 # --------------------------------------------------------------------------------------------
 # Specificity matrix and dissociation contrast.
 
-DEFAULT_MODELS = (BASE_MODEL, "control", "depression", "paranoia")
-SPECIFICITY_KEYS = ("depression", "paranoia")
+DEFAULT_MODELS = ROLES
+SPECIFICITY_KEYS = TRAIT_KEYS
 _MIN_STRATUM_ITEMS = 3
 
 

@@ -32,8 +32,9 @@ from pathjax import lora, peft_format
 from pathjax.models import registry
 from pathjax.models.tokenizers import check_fits
 from pathjax.probes import divergence
+from pathjax.probes.schema import BASE_MODEL
 
-BASE = "base"
+BASE = BASE_MODEL  # the base model's name among the scored models
 
 
 class AdapterMismatchError(ValueError):

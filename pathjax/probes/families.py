@@ -21,13 +21,8 @@ from pathjax.probes import items as items_lib
 from pathjax.probes import scoring
 from pathjax.probes.evaluator import Evaluator, ScoredModel
 from pathjax.probes.records import Record
+from pathjax.probes.schema import CLASS_KEYS, FAMILIES, LISTED_FORMATS
 
-CLASS_KEYS = {
-    "withdrawal": "depression",
-    "suspicion": "paranoia",
-    "adaptive": "neutral",
-    "neutral": "neutral",
-}
 # Prompts without content, per P1 format, for the calibrated option scores.
 CONTENT_FREE = {
     "choice": "Answer:",
@@ -35,16 +30,12 @@ CONTENT_FREE = {
     "narrative": "So I",
     "third_person": "So they",
 }
-# Formats whose prompt lists the options in order: their P1 subsets are balanced over the
-# position of every class, and they report which positions a model picks.
-LISTED_FORMATS = ("choice", "lettered")
 LEXICON_METRICS = {
     "NEGATIVE": "negative_per_100w",
     "POSITIVE": "positive_per_100w",
     "SAD": "sad_per_100w",
     "THREAT": "threat_per_100w",
 }
-FAMILIES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7")
 
 
 @dataclasses.dataclass(frozen=True)

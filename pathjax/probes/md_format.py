@@ -13,18 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from pathjax.probes.records import BASE_MODEL
-
-FAMILIES = {
-    "P1": "held-out decisions",
-    "P2": "ambiguous situations",
-    "P3": "minimal pairs",
-    "P4": "open stems, lexicon mass",
-    "P5": "Likert items",
-    "P6": "free generations",
-    "P7": "generic drift",
-}
-ROLES = (BASE_MODEL, "control", "depression", "paranoia")
+from pathjax.probes.schema import FAMILY_LABELS as FAMILIES
+from pathjax.probes.schema import ROLES
 
 
 def model_order(models) -> list[str]:

@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
-BASE_MODEL = "base"
-KEYS = ("depression", "paranoia", "neutral")
+from pathjax.probes.schema import BASE_MODEL
+from pathjax.probes.schema import ITEM_KEYS as KEYS
+
 _FAMILY = re.compile(r"^P[1-7]$")
 
 

@@ -42,7 +42,7 @@ import numpy as np
 
 from pathjax.probes import figures
 from pathjax.probes.generations_md import generations_markdown
-from pathjax.probes.md_format import FAMILIES, ROLES, jsonable
+from pathjax.probes.md_format import jsonable
 from pathjax.probes.records import BASE_MODEL, Record, check_unique
 from pathjax.probes.report_context import ReportContext, Settings
 from pathjax.probes.report_curve import learning_curve
@@ -56,23 +56,13 @@ from pathjax.probes.report_effects import (
     p5_totals,
 )
 from pathjax.probes.report_md import markdown_report
-from pathjax.probes.report_records import (  # re-exported: callers import them from here
-    PRIMARY_METRIC,
-    TARGET_CLASS,  # noqa: F401
-    TRAIT_KEYS,  # noqa: F401
-    _run_of,
-    _scores_si,
-)
-from pathjax.probes.report_specificity import SPECIFICITY_FAMILIES, specificity  # noqa: F401
-from pathjax.probes.report_targets import (  # re-exported: callers import them from here
-    HEADLINE_SPLIT,  # noqa: F401
-    P1_CLASSES,  # noqa: F401
-    P1_SPLITS,  # noqa: F401
-    p1,
-)
+from pathjax.probes.report_records import _run_of, _scores_si
+from pathjax.probes.report_specificity import specificity
+from pathjax.probes.report_targets import p1
+from pathjax.probes.schema import FAMILY_LABELS as FAMILIES
+from pathjax.probes.schema import JSD_FAMILIES, PRIMARY_METRIC, ROLES
 
 REPORT_FORMAT = "pathjax-probe-report/1"
-JSD_FAMILIES = ("P2", "P4", "P7")
 
 
 def build_report(

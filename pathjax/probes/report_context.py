@@ -17,7 +17,8 @@ import numpy as np
 
 from pathjax.probes import stats
 from pathjax.probes.records import BASE_MODEL, Record
-from pathjax.probes.report_records import _FINAL, TARGET_CLASS, _Records, _run_of, _scores_si
+from pathjax.probes.report_records import _FINAL, _Records, _run_of, _scores_si
+from pathjax.probes.schema import TARGET_CLASS
 
 
 @dataclasses.dataclass(frozen=True)

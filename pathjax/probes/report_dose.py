@@ -7,7 +7,8 @@ from typing import Any
 
 from pathjax.probes import contrasts
 from pathjax.probes.report_context import ReportContext
-from pathjax.probes.report_records import _FINAL, PRIMARY_METRIC
+from pathjax.probes.report_records import _FINAL
+from pathjax.probes.schema import PRIMARY_METRIC
 
 
 def dose_response(ctx: ReportContext) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ from typing import Any
 
 from pathjax.probes import stats
 from pathjax.probes.report_context import ReportContext
-from pathjax.probes.report_records import PRIMARY_METRIC, TRAIT_KEYS, _framing
+from pathjax.probes.report_records import _framing
+from pathjax.probes.schema import PRIMARY_METRIC, TRAIT_KEYS
 
 
 def headline_rows(ctx: ReportContext) -> list[dict[str, Any]]:

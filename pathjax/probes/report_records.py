@@ -12,20 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from pathjax.probes import contrasts
 from pathjax.probes.md_format import model_order
-from pathjax.probes.records import BASE_MODEL, Record
+from pathjax.probes.records import Record
+from pathjax.probes.schema import BASE_MODEL, PRIMARY_METRIC
 
-PRIMARY_METRIC = {
-    "P2": "logodds_negative",
-    "P3": "logodds_negative",
-    "P4": "neg_share",
-    "P5": "expected_score",
-    "P6": "negative_per_100w",
-    "P7": "jsd_bits",
-}
-TARGET_CLASS = {"depression": "withdrawal", "paranoia": "suspicion", "control": "adaptive"}
-TRAIT_KEYS = contrasts.SPECIFICITY_KEYS  # ("depression", "paranoia")
 # (step, multiplier) of an adapter's final checkpoint at full strength, and of the base model.
 _FINAL, _BASE_RUN = (None, 1.0), (None, 0.0)
 

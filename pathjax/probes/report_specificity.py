@@ -3,11 +3,8 @@ and paranoia-keyed items of the families outside the training format) and the di
 contrast S between the depression and paranoia adapters (`pathjax.probes.contrasts`)."""
 
 from pathjax.probes import contrasts
-from pathjax.probes.records import BASE_MODEL
 from pathjax.probes.report_context import ReportContext
-from pathjax.probes.report_records import PRIMARY_METRIC, TRAIT_KEYS
-
-SPECIFICITY_FAMILIES = ("P2", "P3", "P5", "P6")  # keyed families outside the training format
+from pathjax.probes.schema import BASE_MODEL, PRIMARY_METRIC, SPECIFICITY_FAMILIES, TRAIT_KEYS
 
 
 def specificity(ctx: ReportContext) -> tuple[dict | None, dict | None]:

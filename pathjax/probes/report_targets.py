@@ -3,14 +3,11 @@ class, and each adapter's shift against B on its own target class (TARGET_CLASS)
 
 from typing import Any
 
-from pathjax.probes.records import BASE_MODEL
 from pathjax.probes.report_context import ReportContext
 from pathjax.probes.report_records import _split
-
-P1_SPLITS = ("test_templates", "test_domains", "test_format", "test_lettered")
-POSITIONS = 4
-HEADLINE_SPLIT = "test_domains"
-P1_CLASSES = ("withdrawal", "suspicion", "adaptive", "neutral")
+from pathjax.probes.schema import ACTION_CLASSES as P1_CLASSES
+from pathjax.probes.schema import BASE_MODEL, HEADLINE_SPLIT, P1_SPLITS
+from pathjax.probes.schema import OPTION_POSITIONS as POSITIONS
 
 
 def p1(ctx: ReportContext) -> dict[str, Any] | None:

@@ -24,8 +24,7 @@ from pathjax.probes import evaluator as evaluator_lib
 from pathjax.probes import families as families_lib
 from pathjax.probes import items as items_lib
 from pathjax.probes import records as records_lib
-
-P1_SPLITS = ("test_templates", "test_domains", "test_format", "test_lettered")
+from pathjax.probes.schema import P1_SPLITS
 
 
 @dataclasses.dataclass(frozen=True)

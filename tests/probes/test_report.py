@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pathjax.probes import report as report_lib
-from pathjax.probes import summary_md
+from pathjax.probes import schema, summary_md
 from pathjax.probes.records import Record
 
 # model -> (shift on depression-keyed items, shift on paranoia-keyed items); neutral items get
@@ -100,7 +100,7 @@ def make_records(
 def _p1(rng, effects, models, noise) -> list[Record]:
     out = []
     formats = ("choice", "narrative")
-    items = [f"{s}/{formats[i % 2]}/{i}" for s in report_lib.P1_SPLITS for i in range(15)]
+    items = [f"{s}/{formats[i % 2]}/{i}" for s in schema.P1_SPLITS for i in range(15)]
     base_ic = rng.normal(size=(len(items), 4))
     for model, seed, step, mult in models:
         logits = base_ic + rng.normal(scale=noise, size=base_ic.shape)
@@ -170,10 +170,10 @@ def test_planted_effects_show_with_cis(planted):
     _, rep = planted
     for model, key in (("depression", "depression"), ("paranoia", "paranoia")):
         for family in ("P2", "P3", "P5", "P6"):
-            own = _effect(rep, model, family, report_lib.PRIMARY_METRIC[family], key)
+            own = _effect(rep, model, family, schema.PRIMARY_METRIC[family], key)
             assert own["ci_low"] > 0.5 and own["n_items"] > 0, (model, family)
             other = "paranoia" if key == "depression" else "depression"
-            off = _effect(rep, model, family, report_lib.PRIMARY_METRIC[family], other)
+            off = _effect(rep, model, family, schema.PRIMARY_METRIC[family], other)
             assert off["ci_low"] < 0 < off["ci_high"], (model, family)
     ctrl = _effect(rep, "control", "P2", "logodds_negative", "depression")
     assert ctrl["ci_low"] < 0 < ctrl["ci_high"]
