@@ -5,9 +5,9 @@ python -m launch.benchmark --workload=train --preset=smollm2-135m --batch=8 --se
 python -m launch.benchmark --workload=evaluate --preset=smollm2-135m --num_prompts=32 --batch=8
 """
 
-import os
+from launch import common
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+common.set_hub_access()  # Before anything imports huggingface_hub.
 
 import json  # noqa: E402
 
@@ -81,12 +81,12 @@ _OUT = flags.DEFINE_string("out", "", "Write the JSON report here.")
 
 def main(argv):
     del argv
-    common = dict(
+    sizes = dict(
         preset=_PRESET.value, batch=_BATCH.value, dtypes=_DTYPES.value, repeats=_REPEATS.value
     )
     if _WORKLOAD.value == "evaluate":
         report = evaluate.run(
-            **common,
+            **sizes,
             num_prompts=_NUM_PROMPTS.value,
             rank=_RANK.value,
             targets=_TARGETS.value,
@@ -98,7 +98,7 @@ def main(argv):
         print(evaluate.format_table(report))
     elif _WORKLOAD.value == "train":
         report = train.run(
-            **common,
+            **sizes,
             seq_len=_SEQ_LEN.value,
             rank=_RANK.value,
             targets=_TARGETS.value,
@@ -109,7 +109,7 @@ def main(argv):
         )
         print(train.format_table(report))
     else:
-        report = forward.run(**common, seq_len=_SEQ_LEN.value, with_transformers=_REFERENCE.value)
+        report = forward.run(**sizes, seq_len=_SEQ_LEN.value, with_transformers=_REFERENCE.value)
         print(forward.format_table(report))
     if _OUT.value:
         with open(_OUT.value, "w") as f:

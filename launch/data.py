@@ -9,9 +9,9 @@ Writes array_record files, CARD.md, card.json and train_vocabulary.txt under
 seed). A second run with the same flags reuses the data.
 """
 
-import os
+from launch import common
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+common.set_hub_access()  # Before anything imports huggingface_hub.
 
 from absl import app, flags  # noqa: E402
 

@@ -11,7 +11,9 @@ a 2-core CPU; `--config.<field>=value` overrides any field (see configs/base.py)
 
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from launch import common
+
+common.set_hub_access()  # Before anything imports huggingface_hub.
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402

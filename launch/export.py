@@ -7,9 +7,9 @@ The PEFT folder loads with `peft.PeftModel.from_pretrained(base, dir)`; the merg
 `transformers.AutoModelForCausalLM.from_pretrained(dir)`.
 """
 
-import os
+from launch import common
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+common.set_hub_access()  # Before anything imports huggingface_hub.
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402

@@ -3,9 +3,9 @@
 python -m launch.generate --config=configs/smollm2_135m.py
 """
 
-import os
+from launch import common
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # No run-time downloads unless asked for.
+common.set_hub_access()  # Before anything imports huggingface_hub.
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402

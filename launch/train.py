@@ -6,7 +6,9 @@ python -m launch.train --config=configs/tiny.py --workdir=/tmp/tiny --config.tra
 
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from launch import common
+
+common.set_hub_access()  # Before anything imports huggingface_hub.
 
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402

@@ -110,8 +110,9 @@ def _local_folder(source: str) -> str:
 def _hub_snapshot(repo_id: str) -> str:
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         raise FileNotFoundError(
-            f"{repo_id!r} looks like a hub id, but HF_HUB_OFFLINE is set: download it once on a "
-            "machine with access (`huggingface-cli download`), then pass the local folder."
+            f"{repo_id!r} looks like a hub id, but HF_HUB_OFFLINE is set: pass --allow_downloads "
+            "to the launcher (or unset HF_HUB_OFFLINE), or download it once on a machine with "
+            f"access (`hf download {repo_id} --local-dir <folder>`) and pass that folder."
         )
     from huggingface_hub import snapshot_download
 

@@ -1,0 +1,104 @@
+"""What every launcher shares: offline unless downloads are asked for."""
+
+import ast
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from launch import common
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+LAUNCHERS = sorted(
+    p for p in (ROOT / "launch").glob("*.py") if p.name not in ("__init__.py", "common.py")
+)
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "requested"),
+    [
+        ([], {}, False),
+        (["--allow_downloads"], {}, True),
+        (["-allow_downloads"], {}, True),
+        (["--allow_downloads=true"], {}, True),
+        (["--allow_downloads=false"], {}, False),
+        (["--allow_downloads", "--noallow_downloads"], {}, False),
+        ([], {common.ALLOW_DOWNLOADS_ENV: "1"}, True),
+        (["--noallow_downloads"], {common.ALLOW_DOWNLOADS_ENV: "1"}, False),
+        (["--", "--allow_downloads"], {}, False),  # Positional after `--`.
+        (["--allow_downloads_extra"], {}, False),
+    ],
+)
+def test_downloads_requested(argv, environ, requested):
+    assert common.downloads_requested(["launcher", *argv], environ) is requested
+
+
+def test_offline_unless_asked_and_a_users_value_is_kept():
+    environ = {}
+    assert not common.set_hub_access(["launcher"], environ)
+    assert environ == {"HF_HUB_OFFLINE": "1"}
+    environ = {}
+    assert common.set_hub_access(["launcher", "--allow_downloads"], environ)
+    assert "HF_HUB_OFFLINE" not in environ
+    environ = {common.ALLOW_DOWNLOADS_ENV: "1"}
+    assert common.set_hub_access(["launcher"], environ)
+    assert "HF_HUB_OFFLINE" not in environ
+    environ = {"HF_HUB_OFFLINE": "1"}  # Set by the user: kept even with the opt-in.
+    common.set_hub_access(["launcher", "--allow_downloads"], environ)
+    assert environ == {"HF_HUB_OFFLINE": "1"}
+    environ = {"HF_HUB_OFFLINE": "0"}
+    common.set_hub_access(["launcher"], environ)
+    assert environ == {"HF_HUB_OFFLINE": "0"}
+
+
+def _imports_pathjax(node: ast.stmt) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return (node.module or "").split(".")[0] == "pathjax"
+    if isinstance(node, ast.Import):
+        return any(alias.name.split(".")[0] == "pathjax" for alias in node.names)
+    return False
+
+
+def _calls_set_hub_access(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and ast.unparse(node.value.func) == "common.set_hub_access"
+    )
+
+
+@pytest.mark.parametrize("path", LAUNCHERS, ids=lambda p: p.stem)
+def test_every_launcher_decides_hub_access_before_importing_pathjax(path):
+    source = path.read_text()
+    assert "HF_HUB_OFFLINE" not in source, "launch/common.py alone decides it"
+    body = ast.parse(source).body
+    calls = [i for i, node in enumerate(body) if _calls_set_hub_access(node)]
+    imports = [i for i, node in enumerate(body) if _imports_pathjax(node)]
+    assert calls and imports and calls[0] < imports[0]
+
+
+def _hub_state_after_import(*argv: str) -> str:
+    """`HF_HUB_OFFLINE` and huggingface_hub's reading of it, once a launcher is imported."""
+    # huggingface_hub also reads TRANSFORMERS_OFFLINE (conftest sets both).
+    unset = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", common.ALLOW_DOWNLOADS_ENV)
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["JAX_PLATFORMS"] = "cpu"
+    code = (
+        f"import sys; sys.argv = ['launch.generate', *{list(argv)!r}]\n"
+        "import os, launch.generate\n"
+        "from huggingface_hub import constants\n"
+        "print(os.environ.get('HF_HUB_OFFLINE'), constants.HF_HUB_OFFLINE)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split()[-2:]
+
+
+def test_a_launcher_goes_offline_by_default_and_online_on_request():
+    assert _hub_state_after_import() == ["1", "True"]
+    assert _hub_state_after_import("--allow_downloads") == ["None", "False"]
