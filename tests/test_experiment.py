@@ -13,7 +13,7 @@ import pytest
 
 from configs import tiny
 from pathjax import experiment
-from pathjax.probes import families
+from pathjax.probes import families, schema
 
 
 class _Interrupted(Exception):
@@ -38,7 +38,7 @@ def test_study_runs_resumes_and_reports(tmp_path, monkeypatch):
         raise _Interrupted("killed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(families.FamilyScorer, "likert", interrupt)
+        patch.setattr(families.family("P5"), "score", interrupt)
         with pytest.raises(_Interrupted):
             experiment.run_experiment([config], workdir)
     arch = os.path.join(workdir, "tiny-random")
@@ -70,7 +70,7 @@ def test_study_runs_resumes_and_reports(tmp_path, monkeypatch):
         for line in open(os.path.join(root, name))
     ]
     seen = {(r["family"], r["model"]) for r in records}
-    for family in families.FAMILIES:
+    for family in schema.FAMILIES:
         for model in ("base", "control", "depression", "paranoia"):
             assert (family, model) in seen, (family, model)
     # Dose-response: intermediate checkpoints and other multipliers of D and P.

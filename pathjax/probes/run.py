@@ -160,16 +160,17 @@ def score_models(
             max_logits=int(config.eval.max_logits),
             vocab_chunk=int(config.eval.vocab_chunk) or None,
         )
-        seen = training_vocabulary(config)
-        p1 = p1_items(config, limits.p1_items_per_split) if "P1" in todo else None
+        inputs = families_lib.SuiteInputs(
+            suite,
+            p1_items(config, limits.p1_items_per_split) if "P1" in todo else {},
+            training_vocabulary(config),
+        )
         for family in todo:
             start = time.time()
             recs, gens = families_lib.evaluate_suite(
                 ev,
-                suite,
-                p1,
+                inputs,
                 limits=limits,
-                seen_words=seen,
                 families=[family],
                 progress=lambda what: tqdm.tqdm.write(f"  scoring {what} on {len(models)} models"),
             )

@@ -22,6 +22,17 @@ FAMILY_LABELS: dict[str, str] = {
     "P7": "generic drift",
 }
 FAMILIES: tuple[str, ...] = tuple(FAMILY_LABELS)
+# The module of `pathjax.probes.families` that declares each family's items, scoring and
+# metrics (its contract: `pathjax/probes/families/base.py`).
+FAMILY_MODULES: dict[str, str] = {
+    "P1": "p1_decisions",
+    "P2": "p2_ambiguous",
+    "P3": "p3_minimal_pairs",
+    "P4": "p4_lexicon_mass",
+    "P5": "p5_likert",
+    "P6": "p6_generations",
+    "P7": "p7_drift",
+}
 
 # Each family's primary metric: the one its effects, specificity and dose-response use.
 # P1 has one primary metric per target class (`top_<class>`), so it is not listed here.

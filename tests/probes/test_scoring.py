@@ -87,13 +87,13 @@ def test_words_rates_and_distinct_n():
 
 
 def test_item_limits_keep_every_key():
-    from pathjax.probes import families
+    from pathjax.probes.families import base
 
     suite = items.load_suite()
-    chosen = families._take(suite.ambiguous, 10)
+    chosen = base.take(suite.ambiguous, 10)
     keys = [i.key for i in chosen]
     assert len(chosen) == 10 and keys.count("depression") == keys.count("paranoia") == 5
-    assert families._take(suite.ambiguous, 0) == suite.ambiguous
+    assert base.take(suite.ambiguous, 0) == suite.ambiguous
 
 
 def test_every_framing_renders_with_its_scale_high_first():
