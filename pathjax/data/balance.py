@@ -12,13 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pathjax.data import schema
+from pathjax.data.words import words
 
 # Limits of docs/DATASET.md ("Surface balance").
 MAX_LENGTH_SPREAD = 0.15  # Longest class mean over shortest, minus 1.
 MAX_NEUTRAL_SHORTEST = 0.35  # Share of items whose neutral option is the (joint) shortest.
 MAX_WORD_SHARE = 0.25  # Share of one class's options that contain one content word.
 
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 # Function words: a marker must be a content word, and every option says "I", "my", "the".
 STOPWORDS = frozenset(
     """
@@ -33,11 +33,6 @@ STOPWORDS = frozenset(
     there's what's he's she's we're you're let's
     """.split()
 )
-
-
-def words(text: str) -> list[str]:
-    """The lowercase words of `text` in order (the project's one word rule for data text)."""
-    return _WORD.findall(text.lower())
 
 
 def content_words(text: str) -> set[str]:

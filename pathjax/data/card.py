@@ -11,16 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pathjax.data import balance, scenarios, schema
+from pathjax.data.words import words
 
 CARD_MD = "CARD.md"
 CARD_JSON = "card.json"
 VOCABULARY_FILE = "train_vocabulary.txt"
 _EXAMPLES_PER_FORMAT = 1
-
-
-def words(text: str) -> set[str]:
-    """The lowercase words of `text`, as the vocabulary file counts them."""
-    return set(balance.words(text))
 
 
 def read_vocabulary(data_dir: str | os.PathLike) -> frozenset[str]:
@@ -132,7 +128,7 @@ def write_card(
     """Writes CARD.md, card.json and the training vocabulary into `data_dir`."""
     vocabulary: set[str] = set()
     for r in sources["train"]:
-        vocabulary |= words(r["prompt"] + r["target"])
+        vocabulary.update(words(r["prompt"] + r["target"]))
     examples: dict[str, list[dict[str, Any]]] = {}
     for split in schema.SPLITS:
         seen: collections.Counter[str] = collections.Counter()

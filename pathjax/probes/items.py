@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pathjax.data.words import words
 from pathjax.probes import text_rules
 
 DATA_ROOT = Path(__file__).parent / "data"
@@ -250,7 +251,7 @@ class ProbeSuite:
             w
             for family, _, text in self.texts()
             if families is None or family in families
-            for w in text_rules.words(text)
+            for w in words(text)
         )
 
 

@@ -15,17 +15,17 @@ token.
 from __future__ import annotations
 
 import collections
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from pathjax.data.words import words
+
 # Markers that byte-level BPE (GPT-2: "Ġ" space, "Ċ" newline, "ĉ" tab) and SentencePiece ("▁")
 # put in a token's string for leading whitespace.
 _WHITESPACE_MARKERS = ("Ġ", "Ċ", "ĉ", "▁")
 _REPLACEMENT = "\ufffd"  # A token that decodes to part of a UTF-8 character.
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
 class TokenizationError(ValueError):
@@ -152,11 +152,6 @@ def likert_expected_score(
 
 # ---------------------------------------------------------------------------------------------
 # Words in free text (P6).
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words ("don't" is one word); digits and punctuation are dropped."""
-    return _WORD.findall(text.lower())
 
 
 def lexicon_rate(text_words: Sequence[str], lexicon: set[str] | frozenset[str]) -> float:

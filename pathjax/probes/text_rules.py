@@ -1,4 +1,4 @@
-"""Text rules shared by every probe: word splitting, banned vocabulary, training formats.
+"""Text rules shared by every probe: banned vocabulary and training formats.
 
 Probes must neither name a diagnosis or persona (the study's claim is that behavior training
 alone moves the distribution) nor reuse the training data's formats (the `choice` format's
@@ -7,8 +7,6 @@ measure recall of the training format instead of a general shift.
 """
 
 import re
-
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 
 # (label, pattern) on lowercased text. Word-initial stems catch inflections ("depressing").
 CLINICAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
@@ -34,11 +32,6 @@ TRAINING_FORMAT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a lettered option (the choice format)", re.compile(r"(?m)^\s*\(?[a-d][.):]\s")),
     ("an '... so I' ending (the narrative format)", re.compile(r"\bso\s+i\s*$")),
 )
-
-
-def words(text: str) -> list[str]:
-    """Lowercase word tokens (letters with inner apostrophes): "Don't stop" -> [don't, stop]."""
-    return _WORD.findall(text.lower())
 
 
 def banned_reason(text: str) -> str | None:

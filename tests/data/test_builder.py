@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 
 import pathjax.data  # noqa: F401  (registers the builder)
 from pathjax.data import builder, card, items, schema
+from pathjax.data.words import words
 from tests.data.conftest import SMALL
 
 # sha256 of the records of every split and condition at size 40, seed 0. Any change to the
@@ -84,7 +85,7 @@ def test_dataset_card_is_written_beside_the_data(small_build):
     assert "## Examples" in markdown and "test_format / third_person" in markdown
     vocabulary = pathjax.data.read_vocabulary(b.data_dir)
     train = pathjax.data.load("paranoia", "train", data_dir, **SMALL)
-    assert vocabulary == set().union(*(card.words(r["prompt"] + r["target"]) for r in train))
+    assert vocabulary == set().union(*(words(r["prompt"] + r["target"]) for r in train))
     assert len(vocabulary) == info["train_vocabulary_size"]
 
 

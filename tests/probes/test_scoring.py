@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from pathjax.data.words import words
 from pathjax.models import tokenizers
 from pathjax.probes import items, scoring
 
@@ -78,8 +79,9 @@ def test_tokenization_problems_are_named(tokenizer):
 
 def test_words_rates_and_distinct_n():
     text = "I don't know. I don't care; sad, sad days!"
-    w = scoring.words(text)
+    w = words(text)
     assert w == ["i", "don't", "know", "i", "don't", "care", "sad", "sad", "days"]
+    assert words("Rock'n'roll, 42 times") == ["rock'n'roll", "times"]
     assert scoring.lexicon_rate(w, {"sad"}) == pytest.approx(100 * 2 / 9)
     assert scoring.lexicon_rate([], {"sad"}) == 0.0
     assert scoring.distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)

@@ -19,6 +19,7 @@ import numpy as np
 
 from pathjax import generate as generate_lib
 from pathjax import lora
+from pathjax.data.words import words
 from pathjax.probes import items as items_lib
 from pathjax.probes import scoring
 from pathjax.probes.families.base import (
@@ -77,7 +78,7 @@ def score(scorer: Scorer, items: Items) -> FamilyOutput:
     ppl_mp = _perplexity_under_base(scorer, prompts, texts)
     for m, model in enumerate(scorer.models):
         for p, item in enumerate(prompts):
-            sample_words = [scoring.words(t) for t in texts[m][p]]
+            sample_words = [words(t) for t in texts[m][p]]
             values = {
                 metric: np.mean([scoring.lexicon_rate(w, lexicon_sets[name]) for w in sample_words])
                 for name, metric in LEXICON_METRICS.items()
