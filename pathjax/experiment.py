@@ -170,12 +170,16 @@ def run_architecture(config, workdir: str) -> dict[str, Any]:
             "version": str(data_lib.VERSION),
         },
         "eval": config.eval.to_dict(),
-        "leakage": _leakage(eval_config),
         "timings_s": timer.times,
         "final_step": int(config.train.num_steps),
     }
+    # The report computes the lexical leakage of the training data of `eval_config` itself.
     paths = report_lib.write_report(
-        records + dose_records, generations, metadata, os.path.join(arch_dir, "report")
+        records + dose_records,
+        generations,
+        metadata,
+        os.path.join(arch_dir, "report"),
+        config=eval_config,
     )
     return {"name": name, "paths": {k: str(v) for k, v in paths.items()}, "dir": arch_dir}
 
@@ -204,27 +208,13 @@ def _dose_response(eval_config, runs, eval_dir: str, several_seeds: bool):
     return records
 
 
-def _leakage(config) -> dict[str, Any]:
-    """Which probe lexicon words occur in the training data (docs/PROBES.md: lexical leakage)."""
-    from pathjax.probes import items as items_lib
-
-    suite = items_lib.load_suite(config.eval.suite_version or None)
-    seen = run_lib.training_vocabulary(config)
-    words = sorted({w for lex in suite.lexicons.values() for w in lex.words})
-    leaked = [w for w in words if w in seen]
-    return {
-        "probe_words_in_training_vocabulary": leaked,
-        "fraction": len(leaked) / max(len(words), 1),
-    }
-
-
 def run_experiment(configs: Sequence[Any], workdir: str) -> list[dict[str, Any]]:
     """Every architecture in `configs`; a cross-architecture summary when there are several."""
     results = [run_architecture(config, workdir) for config in configs]
     if len(results) > 1:
-        from pathjax.probes import summary_md
+        from pathjax.probes import report as report_lib
 
-        summary = summary_md.cross_architecture_summary(
+        summary = report_lib.cross_architecture_summary(
             {r["name"]: r["paths"]["report.json"] for r in results}
         )
         path = os.path.join(workdir, "summary.md")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pathjax.probes import report as report_lib
-from pathjax.probes import schema, summary_md
+from pathjax.probes import schema
 from pathjax.probes.records import Record
 
 # model -> (shift on depression-keyed items, shift on paranoia-keyed items); neutral items get
@@ -232,6 +232,29 @@ def test_every_file_is_written(planted):
     assert gen.index("| sample | base | control | depression | paranoia |") > 0
 
 
+def test_the_report_computes_leakage_from_the_config(monkeypatch):
+    """Given the study's config, the report finds the probe words in its training vocabulary
+    itself (whoever calls it), and no order of the sections is needed for the P4 comparison."""
+    from ml_collections import config_dict
+
+    from pathjax.probes import items, run
+
+    words = sorted({w for lex in items.load_suite(None).lexicons.values() for w in lex.words})
+    seen = frozenset(words[:3] + ["notaprobeword"])
+    monkeypatch.setattr(run, "training_vocabulary", lambda config: seen)
+    config = config_dict.ConfigDict({"eval": {"suite_version": ""}})
+    rs = make_records(np.random.default_rng(6), families=("P4",))
+    rep = report_lib.build_report(rs, {}, config=config, **FAST)
+    leak = rep["lexical_leakage"]
+    assert leak["probe_words_in_training_vocabulary"] == words[:3]
+    assert leak["fraction"] == pytest.approx(3 / len(words))
+    assert rep["metadata"]["leakage"]["probe_words_in_training_vocabulary"] == words[:3]
+    pairs = {(c["model"], c["metric"]) for c in leak["lexicon_metrics_with_and_without"]}
+    assert ("depression", "neg_share") in pairs
+    # Without a config, no overlap is made up.
+    assert report_lib.build_report(rs, {}, **FAST)["lexical_leakage"]["fraction"] is None
+
+
 def test_no_effect_cis_include_zero(tmp_path):
     rs = make_records(np.random.default_rng(1), NULL, families=("P2", "P3", "P5"), n_factor=3)
     rep = report_lib.build_report(rs, {}, **FAST)
@@ -337,7 +360,7 @@ def test_cross_architecture_summary(planted, tmp_path):
         rep = report_lib.build_report(rs, {"base_model": f"tiny-{name}"}, **FAST)
         (tmp_path / f"{name}.json").write_text(json.dumps(rep))
 
-    md = summary_md.cross_architecture_summary({"llama": full, "gemma": tmp_path / "partial.json"})
+    md = report_lib.cross_architecture_summary({"llama": full, "gemma": tmp_path / "partial.json"})
     archs = _md_rows(md, "Architectures")
     assert archs["gemma"][0][1:] == ["tiny-partial", "control, depression, paranoia", "1"] + [
         "P3, P4, P5, P6, P7"
@@ -359,7 +382,7 @@ def test_cross_architecture_summary(planted, tmp_path):
     assert s["llama"][0][1].startswith("+") and s["gemma"][0][1].startswith("+")
     assert "The directions agree across architectures" in md
 
-    md = summary_md.cross_architecture_summary(
+    md = report_lib.cross_architecture_summary(
         {"llama": str(full), "flipped": tmp_path / "flipped.json"}
     )
     verdict = md.split("## Do the directions agree?")[1]
@@ -369,4 +392,4 @@ def test_cross_architecture_summary(planted, tmp_path):
     assert s["flipped"][0][1].startswith("-")
     (dep,) = _md_rows(md, "P1 target-class top-choice rate (test_domains)")["depression"]
     assert dep[3:] == ["-", "one architecture"]  # no P1 in the flipped report
-    assert "nothing to compare" in summary_md.cross_architecture_summary({"llama": full})
+    assert "nothing to compare" in report_lib.cross_architecture_summary({"llama": full})

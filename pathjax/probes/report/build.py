@@ -1,34 +1,13 @@
-"""The probe report: every number the study states, computed from per-item records only.
+"""Builds the probe report from per-item records: every section in one named order, then the
+files (`write_report`; the package's entry point re-exports it, see `__init__`).
 
-`write_report(records, generations, metadata, out_dir)` writes
-
-- `report.json`: every number with its CI and n (`build_report` returns the same dict),
-- `report.md`: the tables a person reads first, headline first (`markdown_report(report)`,
-  a pure function of the JSON),
-- `figures/*.png` (`pathjax.probes.figures`),
-- `generations.md`: P6 completions side by side (`generations_markdown`).
-
-The Markdown lives in `pathjax.probes.report_md` (report.md), `pathjax.probes.generations_md`
-(generations.md) and `pathjax.probes.summary_md` (summary.md: several architectures' reports side
-by side, `cross_architecture_summary`), over the formatting in `pathjax.probes.md_format`.
-This module assembles the report; the sections are computed in
-`report_effects` (shifts vs B and vs C, levels, P5 totals, lexical leakage), `report_targets`
-(P1), `report_specificity` (matrix and S) and `report_dose`, all over one `ReportContext`
-(`report_context`: records indexed by `report_records`, settings, notes, cached effects).
-
-All statistics come from `pathjax.probes.stats` and `pathjax.probes.contrasts` (docs/PROBES.md,
-"Statistics"): per family x model the paired deltas against B with a bootstrap CI (seeds then
-items), the sign-flip p, d_z and the noise floors; Holm across the headline rows of each model;
-the specificity matrix and the dissociation contrast S; dose-response when the records hold
-several checkpoints or multipliers. The one statistic added here is the difference of an
-adapter's shift from the control adapter's on the same items (crossed bootstrap: each model's
-seeds drawn independently, one item draw shared), which the headline shows as "X-C".
-
-Graceful degradation: whatever cannot be computed (a family absent, no control adapter, too
-few items, a non-finite delta) is skipped and a note says why; the rest of the report stands.
-Model roles follow the adapter conditions: "control", "depression", "paranoia" (the model of
-that name, else the first whose condition it is); any other adapter (e.g. "shuffled") is
-reported as itself.
+Each section is a function of the shared `ReportContext` (`context`) in its own module:
+`effects` (headline shifts vs B and vs C, every metric's shift, levels, P5 totals and orders),
+`targets` (P1), `specificity` (matrix and S), `dose`, `curve` (the training-time learning
+curve, from metadata) and `leakage` (lexical leakage). A section that needs what another
+derived takes it as an argument (`all_effects` takes the Holm-adjusted headline rows); shifts
+both ask for are computed once by the context. The Markdown pages (`markdown`, `generations`)
+and the figures (`figures`) are functions of the finished `report.json` dict.
 """
 
 import dataclasses
@@ -40,36 +19,44 @@ from typing import Any
 
 import numpy as np
 
-from pathjax.probes import figures
-from pathjax.probes.generations_md import generations_markdown
-from pathjax.probes.md_format import jsonable
-from pathjax.probes.records import BASE_MODEL, Record, check_unique
-from pathjax.probes.report_context import ReportContext, Settings
-from pathjax.probes.report_curve import learning_curve
-from pathjax.probes.report_dose import dose_response
-from pathjax.probes.report_effects import (
-    all_effects,
-    headline_rows,
-    leakage,
-    levels,
-    p5_order,
-    p5_totals,
-)
-from pathjax.probes.report_md import markdown_report
-from pathjax.probes.report_records import _run_of, _scores_si
-from pathjax.probes.report_specificity import specificity
-from pathjax.probes.report_targets import p1
-from pathjax.probes.schema import FAMILY_LABELS as FAMILIES
-from pathjax.probes.schema import JSD_FAMILIES, PRIMARY_METRIC, ROLES
+from pathjax.probes.records import Record, check_unique
+from pathjax.probes.report import figures
+from pathjax.probes.report.context import ReportContext, Settings
+from pathjax.probes.report.curve import learning_curve
+from pathjax.probes.report.dose import dose_response
+from pathjax.probes.report.effects import all_effects, headline_rows, levels, p5_order, p5_totals
+from pathjax.probes.report.formatting import jsonable
+from pathjax.probes.report.generations import generations_markdown
+from pathjax.probes.report.index import run_of, scores_si
+from pathjax.probes.report.leakage import leakage, vocabulary_overlap
+from pathjax.probes.report.markdown import markdown_report
+from pathjax.probes.report.specificity import specificity
+from pathjax.probes.report.targets import p1
+from pathjax.probes.schema import BASE_MODEL, FAMILY_LABELS, JSD_FAMILIES, PRIMARY_METRIC, ROLES
 
 REPORT_FORMAT = "pathjax-probe-report/1"
 
 
 def build_report(
-    records: Sequence[Record], metadata: Mapping[str, Any] | None = None, **settings: Any
+    records: Sequence[Record],
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    config: Any = None,
+    **settings: Any,
 ) -> dict[str, Any]:
-    """Every number of the report as a JSON-ready dict (`Settings` fields as keywords)."""
-    return _build(records, metadata or {}, Settings(**settings))[0]
+    """Every number of the report as a JSON-ready dict (`Settings` fields as keywords).
+
+    `config`: the study's config (its `data` and `eval` sections); when given, the lexical
+    leakage of its training data (`leakage.vocabulary_overlap`) becomes metadata["leakage"].
+    Without it, a "leakage" entry the caller put in `metadata` is reported as given."""
+    return _build(records, _with_leakage(metadata, config), Settings(**settings))[0]
+
+
+def _with_leakage(metadata: Mapping[str, Any] | None, config: Any) -> dict[str, Any]:
+    metadata = dict(metadata or {})
+    if config is not None:
+        metadata["leakage"] = vocabulary_overlap(config)
+    return metadata
 
 
 def _build(records, metadata, cfg: Settings) -> tuple[dict[str, Any], ReportContext]:
@@ -77,11 +64,11 @@ def _build(records, metadata, cfg: Settings) -> tuple[dict[str, Any], ReportCont
     records = list(records)
     check_unique(records)
     ctx = ReportContext(records, metadata, cfg)
-    # The order matters: the headline's Holm-adjusted summaries enter the effect cache that
-    # `all_effects` and `leakage` read, and the notes keep the order they were made in.
+    # The sections in the order their notes read best (the notes keep the order they were
+    # made in); no section reads what another left behind.
     inventory = _inventory(ctx)
     headline = headline_rows(ctx)
-    effects = all_effects(ctx)
+    effects = all_effects(ctx, headline)
     p1_section = p1(ctx)
     matrix, dissociation = specificity(ctx)
     report = {
@@ -126,15 +113,15 @@ def _inventory(ctx: ReportContext) -> dict[str, Any]:
     for f in rx.families:
         items = {r.item_id for m in rx.metrics(f) for r in rx.get(f, m)}
         families[f] = {
-            "name": FAMILIES.get(f, f),
+            "name": FAMILY_LABELS.get(f, f),
             "primary_metric": PRIMARY_METRIC.get(f),
             "metrics": rx.metrics(f),
             "n_items": len(items),
             "items_by_key": rx.keys_of(f) if f != "P1" else {},
         }
-    for f in FAMILIES:
+    for f, label in FAMILY_LABELS.items():
         if f not in families:
-            ctx.note(f"{f} ({FAMILIES[f]}): no records; skipped.")
+            ctx.note(f"{f} ({label}): no records; skipped.")
     if not ctx.has_base:
         ctx.note("No base-model records: no paired deltas, effects or contrasts.")
     if ctx.control is None:
@@ -146,7 +133,7 @@ def _inventory(ctx: ReportContext) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Figures and the entry point.
+# Figures and the files.
 
 
 def _jsd_values(ctx: ReportContext) -> dict[str, dict[str, np.ndarray]]:
@@ -156,11 +143,11 @@ def _jsd_values(ctx: ReportContext) -> dict[str, dict[str, np.ndarray]]:
         recs = ctx.rx.get(f, "jsd_bits")
         panel = {}
         for m in ctx.rx.models:
-            _, _, s_si = _scores_si(recs, m, _run_of(m))
+            _, _, s_si = scores_si(recs, m, run_of(m))
             if s_si.size and np.isfinite(s_si).all():
                 panel[m] = s_si.mean(axis=0)
         if panel:
-            out[f"{f} {FAMILIES[f]}"] = panel
+            out[f"{f} {FAMILY_LABELS[f]}"] = panel
     return out
 
 
@@ -169,15 +156,18 @@ def write_report(
     generations: Sequence[Mapping[str, Any]],
     metadata: Mapping[str, Any],
     out_dir: str | Path,
+    *,
+    config: Any = None,
     **settings: Any,
 ) -> dict[str, Path]:
     """Write report.json, report.md, figures/*.png and generations.md into `out_dir`; return
     {name: path} ("report.json", "report.md", "generations.md", "figures/<name>.png").
-    Keywords: the `Settings` fields (n_resamples, n_permutations, ci, seed)."""
+    `config` as in `build_report`; keywords: the `Settings` fields (n_resamples,
+    n_permutations, ci, seed)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records = list(records)
-    report, ctx = _build(records, metadata or {}, Settings(**settings))
+    report, ctx = _build(records, _with_leakage(metadata, config), Settings(**settings))
     start = time.perf_counter()
     figs = figures.report_figures(report, _jsd_values(ctx), out_dir / "figures")
     report["figures"] = {k: str(p.relative_to(out_dir)) for k, p in figs.items()}

@@ -1,10 +1,16 @@
 """What every section of the probe report shares: the indexed records, the settings, the notes,
 and the numbers every section is built from: one model's level (mean score), its shift against
-B (paired deltas; computed once per (model, family, metric, key, split) and cached) and the
-difference of two shifts (an adapter's against the control's, "X-C").
+B (paired deltas; computed once per (model, family, metric, key, split) and remembered, so that
+sections asking for the same shift share one computation) and the difference of two shifts (an
+adapter's against the control's, "X-C").
+
+The remembered shifts are a cache, not a channel: a section gets the same value whether or not
+another section asked first. What one section derives from the shifts (the headline's Holm
+adjustment) it returns; it never writes back.
 
 Whatever cannot be computed returns None and leaves a note (`ReportContext.note`), so that a
-section skips it and the rest of the report stands.
+section skips it and the rest of the report stands. Notes keep the order they were made in,
+which is the order `build_report` computes the sections.
 """
 
 import dataclasses
@@ -17,7 +23,7 @@ import numpy as np
 
 from pathjax.probes import stats
 from pathjax.probes.records import BASE_MODEL, Record
-from pathjax.probes.report_records import _FINAL, _Records, _run_of, _scores_si
+from pathjax.probes.report.index import FINAL_RUN, RecordIndex, run_of, scores_si
 from pathjax.probes.schema import TARGET_CLASS
 
 
@@ -32,15 +38,20 @@ class Settings:
 
 
 class ReportContext:
+    """The indexed records (`rx`), metadata, settings and notes of one report; the roles
+    (`control`, `adapters`: every model with a final run but B) and the levels and shifts."""
+
     def __init__(self, records: Sequence[Record], metadata: Mapping[str, Any], cfg: Settings):
-        self.rx = _Records(records)
+        self.rx = RecordIndex(records)
         self.metadata = dict(metadata or {})
         self.cfg = cfg
         self.notes: list[str] = []
         # (model, family, metric, key, split) -> (summary, paired deltas), None if not computable.
-        self.effects: dict[tuple[Any, ...], tuple[stats.EffectSummary, Any] | None] = {}
+        self._shifts: dict[tuple[Any, ...], tuple[stats.EffectSummary, Any] | None] = {}
         self.control = self.rx.role("control")
-        self.adapters = [m for m in self.rx.models if m != BASE_MODEL and _FINAL in self.rx.runs[m]]
+        self.adapters = [
+            m for m in self.rx.models if m != BASE_MODEL and FINAL_RUN in self.rx.runs[m]
+        ]
         self.has_base = BASE_MODEL in self.rx.runs
 
     def note(self, text: str) -> None:
@@ -53,7 +64,7 @@ class ReportContext:
     # -- one model's level (raw mean score) and shift (paired delta) -------------------------
 
     def level(self, recs, model, *, total=False, what="") -> dict[str, Any] | None:
-        items, seeds, s_si = _scores_si(recs, model, _run_of(model))
+        items, seeds, s_si = scores_si(recs, model, run_of(model))
         if not items:
             return None
         try:
@@ -76,9 +87,9 @@ class ReportContext:
     def effect(self, model, family, metric, key=None, split=None):
         """(EffectSummary, PairedDeltas) of `model` against B, or None with a note."""
         cache_key = (model, family, metric, key, split)
-        if cache_key in self.effects:
-            return self.effects[cache_key]
-        self.effects[cache_key] = None
+        if cache_key in self._shifts:
+            return self._shifts[cache_key]
+        self._shifts[cache_key] = None
         recs = self.rx.get(family, metric, split=split)
         where = (
             f"{family}/{metric}" + (f" ({split})" if split else "") + (f" [{key}]" if key else "")
@@ -109,15 +120,15 @@ class ReportContext:
         except ValueError as e:
             self.note(f"{where} {model}: no summary ({e})")
             return None
-        self.effects[cache_key] = (summary, pd)
-        return self.effects[cache_key]
+        self._shifts[cache_key] = (summary, pd)
+        return self._shifts[cache_key]
 
     def _usable(self, recs: Sequence[Record], model: str) -> tuple[list[Record], int]:
         """`recs` restricted to the items that B, `model` (every seed) and the control adapter
         (if it has them) score finitely; and how many items that leaves out."""
         groups: dict[tuple[str, Any], dict[str, float]] = defaultdict(dict)
         for r in recs:
-            if (r.step, r.multiplier) == _run_of(r.model):
+            if (r.step, r.multiplier) == run_of(r.model):
                 groups[r.model, r.seed][r.item_id] = r.score
         wanted = [g for g in groups if g[0] in (BASE_MODEL, model, self.control)]
         every = set().union(*(groups[g] for g in wanted)) if wanted else set()

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pathjax.probes import contrasts
-from pathjax.probes.report_context import ReportContext
-from pathjax.probes.report_records import _FINAL
+from pathjax.probes.report.context import ReportContext
+from pathjax.probes.report.index import FINAL_RUN
 from pathjax.probes.schema import PRIMARY_METRIC
 
 
@@ -19,7 +19,7 @@ def dose_response(ctx: ReportContext) -> list[dict[str, Any]]:
         final_step = _final_step(ctx.metadata, m)
         steps = [s for s, x in runs if x == 1.0 and s is not None]
         # The final checkpoint's records carry step None; metadata says which step that was.
-        n_step_levels = len(steps) + (final_step is not None and _FINAL in runs)
+        n_step_levels = len(steps) + (final_step is not None and FINAL_RUN in runs)
         mults = [x for s, x in runs if s is None]
         if steps and final_step is None and n_step_levels >= 1:
             ctx.note(

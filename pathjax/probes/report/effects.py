@@ -1,21 +1,22 @@
 """The report's per-family sections: shifts against B (and the headline's shifts against the
-control, Holm-adjusted per model), raw levels, P5 scale totals and the lexical-leakage check.
+control, Holm-adjusted per model), raw levels, P5 scale totals and P5 by the scale's order.
 
-Each function takes the shared `ReportContext`, so that an effect computed for one section
-(the headline, say) is reused, not recomputed, by the next.
+Each function takes the shared `ReportContext`, whose shifts are computed once however many
+sections ask for them. The one derived value, the headline's Holm adjustment, travels in the
+headline rows: `all_effects` takes them as its argument.
 """
 
-from collections.abc import Mapping
 from typing import Any
 
 from pathjax.probes import stats
-from pathjax.probes.report_context import ReportContext
-from pathjax.probes.report_records import _framing
+from pathjax.probes.report.context import ReportContext
+from pathjax.probes.report.index import framing_of
 from pathjax.probes.schema import PRIMARY_METRIC, TRAIT_KEYS
 
 
 def headline_rows(ctx: ReportContext) -> list[dict[str, Any]]:
-    """Per family x trait key, each adapter's shift against B and against the control."""
+    """Per family x trait key, each adapter's shift against B and against the control; p_holm
+    adjusted across the rows, per model."""
     rx = ctx.rx
     rows = []
     for f in rx.families:
@@ -60,9 +61,6 @@ def headline_rows(ctx: ReportContext) -> list[dict[str, Any]]:
     summaries = [r["adapters"][m]["effect"] if m else r["control"] for r, m in flat]
     adjusted = stats.holm_across_families(summaries, group_by=("model",))
     for (r, m), s in zip(flat, adjusted, strict=True):
-        key = (s.model, r["family"], r["metric"], r["key"], None)
-        # The cache keeps the adjusted summary: `all_effects` reports the same p_holm.
-        ctx.effects[key] = (s, ctx.effects[key][1])
         if m:
             r["adapters"][m]["effect"] = s
         else:
@@ -70,16 +68,24 @@ def headline_rows(ctx: ReportContext) -> list[dict[str, Any]]:
     return out
 
 
-def all_effects(ctx: ReportContext) -> list[stats.EffectSummary]:
-    """Every adapter's shift against B on every metric of P2-P7 (all items, and the keyed
-    subsets the headline computed)."""
+def all_effects(ctx: ReportContext, headline: list[dict[str, Any]]) -> list[stats.EffectSummary]:
+    """Every adapter's shift against B on every metric of P2-P7 on all items, and the keyed
+    subsets of the headline: the `headline` rows' summaries first (with their p_holm), then
+    the rest, family by family."""
+    out: dict[tuple[str, str, str, str | None], stats.EffectSummary] = {}
+    for row in headline:
+        control = [row["control"]] if row["control"] is not None else []
+        for s in control + [a["effect"] for a in row["adapters"].values()]:
+            out[s.model, s.family, s.metric, s.key] = s
     for f in ctx.rx.families:
         if f == "P1":
             continue
         for metric in ctx.rx.metrics(f):
             for m in ctx.adapters:
-                ctx.effect(m, f, metric)
-    return [v[0] for k, v in ctx.effects.items() if v is not None and k[4] is None]
+                got = ctx.effect(m, f, metric)
+                if got is not None:
+                    out.setdefault((m, f, metric, None), got[0])
+    return list(out.values())
 
 
 def levels(ctx: ReportContext) -> list[dict[str, Any]]:
@@ -102,7 +108,7 @@ def p5_totals(ctx: ReportContext) -> list[dict[str, Any]]:
     metric = PRIMARY_METRIC["P5"]
     if ("P5", metric) not in ctx.rx.by_fm:
         return []
-    framings = sorted({_framing(r.item_id) for r in ctx.rx.get("P5", metric)})
+    framings = sorted({framing_of(r.item_id) for r in ctx.rx.get("P5", metric)})
     out = []
     for key in TRAIT_KEYS:
         for framing in framings:
@@ -112,40 +118,6 @@ def p5_totals(ctx: ReportContext) -> list[dict[str, Any]]:
                 if lv:
                     out.append({"key": key, "framing": framing, "model": m, **lv})
     return out
-
-
-def leakage(ctx: ReportContext) -> dict[str, Any]:
-    """The P4 lexicon shifts with all words and with the words unseen in training only."""
-    info = ctx.metadata.get("leakage")
-    info = dict(info) if isinstance(info, Mapping) else {}
-    comparison = []
-    for m in ctx.adapters:
-        for metric in ("neg_share", "threat_minus_sad"):
-            pair = [ctx.effects.get((m, "P4", x, None, None)) for x in (metric, f"{metric}_unseen")]
-            if all(pair):
-                comparison.append(
-                    {
-                        "model": m,
-                        "metric": metric,
-                        "all_words": _interval(pair[0][0]),
-                        "unseen_words_only": _interval(pair[1][0]),
-                    }
-                )
-    return {
-        "probe_words_in_training_vocabulary": info.get("probe_words_in_training_vocabulary"),
-        "fraction": info.get("fraction"),
-        "lexicon_metrics_with_and_without": comparison,
-    }
-
-
-def _interval(s: stats.EffectSummary) -> dict[str, Any]:
-    return {
-        "mean_delta": s.mean_delta,
-        "ci_low": s.ci_low,
-        "ci_high": s.ci_high,
-        "n_items": s.n_items,
-        "n_seeds": s.n_seeds,
-    }
 
 
 P5_ORDERS = ("low_first", "high_first")

@@ -3,7 +3,7 @@
 Every plotting function takes already-computed values (means with CI bounds, per-item arrays),
 writes one PNG and returns its path, or returns None when there is nothing to draw;
 `report_figures` lays out all of a report's figures from the `report.json` dict. Nothing here
-reads records or computes statistics: `pathjax.probes.report` does that.
+reads records or computes statistics: `pathjax.probes.report.build` does that.
 
 Figures are built on `matplotlib.figure.Figure` with the Agg canvas, never through pyplot, so
 drawing touches no global backend state and works on machines without a display.
@@ -18,12 +18,14 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pathjax.probes.schema import BASE_MODEL
+
 # A value with its CI: (estimate, low, high); None where a model has no value.
 Bar = tuple[float, float, float] | None
 
 DPI = 110
 _ROLE_COLORS = {
-    "base": "0.55",
+    BASE_MODEL: "0.55",
     "control": "tab:green",
     "depression": "tab:blue",
     "paranoia": "tab:red",

@@ -1,9 +1,9 @@
-"""What the probe report's Markdown pages share: the family names, the model order, number and
-interval formatting, tables, and the conversion to plain JSON.
+"""What the probe report's pages share: the model order, number and interval formatting,
+Markdown tables, family labels, and the conversion to plain JSON.
 
-`report_md` (report.md), `generations_md` (generations.md) and `summary_md` (summary.md) format
-with these. The family names, the role order and the JSON conversion live here, not in the
-builder `pathjax.probes.report`, because the builder imports the pages and uses them too.
+`markdown` (report.md), `generations` (generations.md) and `summary` (summary.md) format with
+these; the builder (`build`) and the record index use `model_order` and `jsonable` too, so they
+live here, below all of them.
 """
 
 import dataclasses
@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pathjax.probes.schema import FAMILY_LABELS as FAMILIES
-from pathjax.probes.schema import ROLES
+from pathjax.probes.schema import FAMILY_LABELS, ROLES
 
 
 def model_order(models) -> list[str]:
@@ -78,4 +77,4 @@ def table(header: str | Sequence[str], rows: Sequence[Sequence[Any]]) -> list[st
 def family_label(row: Mapping[str, Any]) -> str:
     """ "P2 ambiguous situations, depression-keyed" for a row with a family and a key."""
     key = f", {row['key']}-keyed" if row.get("key") else ""
-    return f"{row['family']} {FAMILIES.get(row['family'], '')}{key}"
+    return f"{row['family']} {FAMILY_LABELS.get(row['family'], '')}{key}"

@@ -5,8 +5,9 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pathjax.probes.md_format import model_order, table
-from pathjax.probes.records import BASE_MODEL, Record
+from pathjax.probes.records import Record
+from pathjax.probes.report.formatting import model_order, table
+from pathjax.probes.schema import BASE_MODEL
 
 
 def generations_markdown(

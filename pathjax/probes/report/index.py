@@ -1,6 +1,6 @@
 """Probe records indexed for the report: by family and metric, by model run, by item key.
 
-The statistics functions scan whatever list of records they are given; `_Records` hands them
+The statistics functions scan whatever list of records they are given; `RecordIndex` hands them
 the right slice (one family and metric, optionally one split, key or framing) and remembers
 what the records hold (models, runs, seeds, conditions, keyed items), so that every section of
 the report asks the same index instead of rescanning the records.
@@ -12,27 +12,34 @@ from typing import Any
 
 import numpy as np
 
-from pathjax.probes.md_format import model_order
 from pathjax.probes.records import Record
+from pathjax.probes.report.formatting import model_order
 from pathjax.probes.schema import BASE_MODEL, PRIMARY_METRIC
 
-# (step, multiplier) of an adapter's final checkpoint at full strength, and of the base model.
-_FINAL, _BASE_RUN = (None, 1.0), (None, 0.0)
+# (step, multiplier) of an adapter's final checkpoint at full strength, and of the base model:
+# the run every section compares unless it is about dose-response.
+FINAL_RUN, BASE_RUN = (None, 1.0), (None, 0.0)
 
 
-def _split(item_id: str) -> str:
+def split_of(item_id: str) -> str:
+    """The split in an item id `split/...` (P1); "all" for ids without one."""
     return item_id.split("/", 1)[0] if "/" in item_id else "all"
 
 
-def _framing(item_id: str) -> str:
+def framing_of(item_id: str) -> str:
+    """The framing in an item id `.../framing` (P5); "all" for ids without one."""
     return item_id.rsplit("/", 1)[1] if "/" in item_id else "all"
 
 
-def _run_of(model: str) -> tuple[int | None, float]:
-    return _BASE_RUN if model == BASE_MODEL else _FINAL
+def run_of(model: str) -> tuple[int | None, float]:
+    """The (step, multiplier) of `model` that the report compares: B's, else the final run."""
+    return BASE_RUN if model == BASE_MODEL else FINAL_RUN
 
 
-class _Records:
+class RecordIndex:
+    """The records by (family, metric) with what they hold: models in table order, each
+    model's runs, seeds and majority condition, the families, and each family's item keys."""
+
     def __init__(self, records: Sequence[Record]):
         self.by_fm: dict[tuple[str, str], list[Record]] = defaultdict(list)
         self.present: set[tuple[str, str, str, int | None, float]] = set()
@@ -59,18 +66,18 @@ class _Records:
         return ([primary] if primary in have else []) + [m for m in have if m != primary]
 
     def has(self, model: str, family: str, metric: str, run=None) -> bool:
-        return (model, family, metric, *(run or _run_of(model))) in self.present
+        return (model, family, metric, *(run or run_of(model))) in self.present
 
     def get(self, family, metric, *, split=None, key=None, framing=None) -> list[Record]:
         cache_key = (family, metric, split, key, framing)
         if cache_key not in self._cache:
             rs = self.by_fm.get((family, metric), [])
             if split is not None:
-                rs = [r for r in rs if _split(r.item_id) == split]
+                rs = [r for r in rs if split_of(r.item_id) == split]
             if key is not None:
                 rs = [r for r in rs if r.key == key]
             if framing is not None:
-                rs = [r for r in rs if _framing(r.item_id) == framing]
+                rs = [r for r in rs if framing_of(r.item_id) == framing]
             self._cache[cache_key] = rs
         return self._cache[cache_key]
 
@@ -82,13 +89,13 @@ class _Records:
 
     def role(self, condition: str) -> str | None:
         """The adapter playing `condition`: the model of that name, else the first with it."""
-        adapters = [m for m in self.models if m != BASE_MODEL and _FINAL in self.runs[m]]
+        adapters = [m for m in self.models if m != BASE_MODEL and FINAL_RUN in self.runs[m]]
         if condition in adapters:
             return condition
         return next((m for m in adapters if self.condition.get(m) == condition), None)
 
 
-def _scores_si(recs: Sequence[Record], model: str, run) -> tuple[list[str], list, np.ndarray]:
+def scores_si(recs: Sequence[Record], model: str, run) -> tuple[list[str], list, np.ndarray]:
     """(items, seeds, scores [seeds, items]) of one model and run; items common to all seeds."""
     by_seed: dict[Any, dict[str, float]] = defaultdict(dict)
     for r in recs:

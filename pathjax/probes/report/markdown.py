@@ -1,5 +1,5 @@
 """`report.md`: the study report, headline first, then the detail; a pure function of the
-`report.json` dict that `pathjax.probes.report` builds."""
+`report.json` dict that `pathjax.probes.report.build` builds."""
 
 import json
 from collections import defaultdict
@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pathjax.probes.md_format import (
-    FAMILIES,
+from pathjax.probes.report.formatting import (
     ci,
     family_label,
     interval,
@@ -17,7 +16,7 @@ from pathjax.probes.md_format import (
     p_value,
     table,
 )
-from pathjax.probes.records import BASE_MODEL
+from pathjax.probes.schema import BASE_MODEL, FAMILY_LABELS
 
 
 def markdown_report(report: Mapping[str, Any], figure_paths: Sequence[str] = ()) -> str:
@@ -415,7 +414,7 @@ def _effects_md(report: Mapping[str, Any]) -> list[str]:
     for e in report["effects"]:
         by_family[e["family"]].append(e)
     for f in sorted(by_family):
-        out += [f"### {f} {FAMILIES.get(f, '')}", ""]
+        out += [f"### {f} {FAMILY_LABELS.get(f, '')}", ""]
         rows = [
             [
                 e["metric"],

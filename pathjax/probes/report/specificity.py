@@ -3,7 +3,7 @@ and paranoia-keyed items of the families outside the training format) and the di
 contrast S between the depression and paranoia adapters (`pathjax.probes.contrasts`)."""
 
 from pathjax.probes import contrasts
-from pathjax.probes.report_context import ReportContext
+from pathjax.probes.report.context import ReportContext
 from pathjax.probes.schema import BASE_MODEL, PRIMARY_METRIC, SPECIFICITY_FAMILIES, TRAIT_KEYS
 
 

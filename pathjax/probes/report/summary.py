@@ -7,10 +7,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pathjax.probes.md_format import ci, family_label, model_order, number, p_value, table
-from pathjax.probes.records import BASE_MODEL
+from pathjax.probes.report.formatting import (
+    ci,
+    family_label,
+    model_order,
+    number,
+    p_value,
+    table,
+)
+from pathjax.probes.schema import BASE_MODEL, HEADLINE_SPLIT, TRAIT_KEYS
 
-_MAIN_ROLES = ("depression", "paranoia")  # whose own-probe shifts are the main effects
+# The roles whose shifts on their own probes are the main effects: the two trait adapters.
+_MAIN_ROLES = TRAIT_KEYS
 # (what, {architecture: interval dict or None}): one effect whose direction is compared.
 _Main = tuple[str, dict[str, Mapping[str, Any] | None]]
 
@@ -94,17 +102,17 @@ def _p1_across(loaded: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list
     for a, rep in loaded.items():
         p1 = rep.get("p1") or {}
         split = p1.get("headline_split")
-        if split and split != "test_domains":
+        if split and split != HEADLINE_SPLIT:
             other_split[a] = split
         for r in p1.get("target") or []:
             if r["split"] == split:
                 rows_by[_role(rep, r["model"]), r["class"]][a] = r
-    out = ["## P1 target-class top-choice rate (test_domains)", ""]
+    out = [f"## P1 target-class top-choice rate ({HEADLINE_SPLIT})", ""]
     if not rows_by:
         return out + ["No architecture has P1 target-class records.", ""], []
     if other_split:
         where = ", ".join(f"{a} on {s}" for a, s in other_split.items())
-        out += [f"Without a test_domains split: {where}.", ""]
+        out += [f"Without a {HEADLINE_SPLIT} split: {where}.", ""]
     order = model_order({role for role, _ in rows_by})
     rows, main = [], []
     for role, cls in sorted(rows_by, key=lambda x: (order.index(x[0]), x[1])):

@@ -3,8 +3,8 @@ class, and each adapter's shift against B on its own target class (TARGET_CLASS)
 
 from typing import Any
 
-from pathjax.probes.report_context import ReportContext
-from pathjax.probes.report_records import _split
+from pathjax.probes.report.context import ReportContext
+from pathjax.probes.report.index import split_of
 from pathjax.probes.schema import ACTION_CLASSES as P1_CLASSES
 from pathjax.probes.schema import BASE_MODEL, HEADLINE_SPLIT, P1_SPLITS
 from pathjax.probes.schema import OPTION_POSITIONS as POSITIONS
@@ -15,7 +15,7 @@ def p1(ctx: ReportContext) -> dict[str, Any] | None:
     if "P1" not in rx.families:
         return None
     splits = sorted(
-        {_split(r.item_id) for m in rx.metrics("P1") for r in rx.get("P1", m)},
+        {split_of(r.item_id) for m in rx.metrics("P1") for r in rx.get("P1", m)},
         key=lambda s: (P1_SPLITS.index(s) if s in P1_SPLITS else len(P1_SPLITS), s),
     )
     classes = [c for c in P1_CLASSES if ("P1", f"top_{c}") in rx.by_fm]
