@@ -17,8 +17,9 @@ from typing import Any
 
 import tqdm
 
+from pathjax import adapters
 from pathjax import data as data_lib
-from pathjax.data import pipeline, subsets
+from pathjax.data import subsets
 from pathjax.models import from_config
 from pathjax.probes import evaluator as evaluator_lib
 from pathjax.probes import families as families_lib
@@ -45,9 +46,9 @@ class AdapterSource:
         name, sep, rest = text.partition("=")
         if not sep or not name or not rest:
             raise ValueError(f"--adapters entry {text!r}: write name=PATH or name=PATH@STEP.")
-        path, _, step = rest.partition("@")
+        path, step = adapters.split_step(rest)
         condition = name if name in data_lib.CONDITIONS else None
-        return cls(name, path, condition, step=int(step) if step else None)
+        return cls(name, path, condition, step=step)
 
 
 def load_weights(source: AdapterSource, base_model) -> evaluator_lib.AdapterWeights:
@@ -156,7 +157,6 @@ def score_models(
             tokenizer,
             weights,
             models,
-            add_bos=pipeline.adds_bos(tokenizer),
             max_logits=int(config.eval.max_logits),
             vocab_chunk=int(config.eval.vocab_chunk) or None,
         )
