@@ -54,6 +54,13 @@ def adds_bos(tokenizer: Any) -> bool:
     return bos is not None and len(ids) > 0 and ids[0] == bos
 
 
+def bos_prefix(tokenizer: Any) -> list[int]:
+    """What goes before a prompt that is tokenized without special tokens: `[BOS]` where the
+    tokenizer's own encoding starts with it (`adds_bos`), else nothing. Training, validation
+    and the probes all prefix prompts this way, so a model is scored as it was trained."""
+    return [tokenizer.bos_token_id] if adds_bos(tokenizer) else []
+
+
 def tokenize(
     records: Sequence[dict[str, Any]], tokenizer: Any, *, add_bos: bool | None = None
 ) -> Tokenized:

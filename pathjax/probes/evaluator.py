@@ -29,6 +29,7 @@ import tqdm
 from flax import nnx
 
 from pathjax import lora, peft_format
+from pathjax.data import pipeline
 from pathjax.models import registry
 from pathjax.models.tokenizers import check_fits
 from pathjax.probes import divergence
@@ -262,7 +263,7 @@ class Evaluator:
         adapters: Sequence[AdapterWeights],
         models: Sequence[ScoredModel],
         *,
-        add_bos: bool,
+        add_bos: bool | None = None,
         max_logits: int = 2**27,  # Batch budget: rows x positions x vocab of fp32 logits.
         vocab_chunk: int | None = divergence.DEFAULT_VOCAB_CHUNK,
     ):
@@ -276,7 +277,11 @@ class Evaluator:
             attach_stacked(model, adapters)
         self.model, self.tokenizer, self.models = model, tokenizer, tuple(models)
         self.vocab_size = model.config.vocab_size
-        self.bos = [tokenizer.bos_token_id] if add_bos else []
+        # None follows the tokenizer's convention, as training does (`pipeline.bos_prefix`).
+        if add_bos is None:
+            self.bos = pipeline.bos_prefix(tokenizer)
+        else:
+            self.bos = [tokenizer.bos_token_id] if add_bos else []
         self.max_logits, self.vocab_chunk = max_logits, vocab_chunk
         self.graphdef, self.state = nnx.split(model)
         self.multiplier_m = jnp.asarray([0.0 if m.is_base else m.multiplier for m in models])

@@ -231,4 +231,6 @@ def evaluate_and_report(config, sources: Sequence[AdapterSource], out_dir: str) 
         ],
         "eval": config.eval.to_dict(),
     }
-    return report_lib.write_report(records, generations, metadata, os.path.join(out_dir, "report"))
+    return report_lib.write_report(
+        records, generations, metadata, os.path.join(out_dir, "report"), config=config
+    )

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pathjax.data.words import words
+from pathjax.train.options import renormalize
 
 # Markers that byte-level BPE (GPT-2: "Ġ" space, "Ċ" newline, "ĉ" tab) and SentencePiece ("▁")
 # put in a token's string for leading whitespace.
@@ -116,24 +117,6 @@ def boundary_mask(tokenizer: Any, vocab_size: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # Option scores.
-
-
-def renormalize(logp_no: np.ndarray) -> np.ndarray:
-    """Probabilities over each row's options from their log-probabilities."""
-    logp_no = np.asarray(logp_no, np.float64)
-    shifted = np.exp(logp_no - logp_no.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-def per_char(logp_no: np.ndarray, texts_no: Sequence[Sequence[str]]) -> np.ndarray:
-    """Log-probability per character of each option (without its boundary space)."""
-    chars = np.asarray([[max(len(t.strip()), 1) for t in row] for row in texts_no], np.float64)
-    return np.asarray(logp_no, np.float64) / chars
-
-
-def calibrated(logp_no: np.ndarray, content_free_logp_no: np.ndarray) -> np.ndarray:
-    """Option log-probability minus its log-probability after a content-free prompt."""
-    return np.asarray(logp_no, np.float64) - np.asarray(content_free_logp_no, np.float64)
 
 
 def likert_expected_score(

@@ -18,7 +18,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 
 from pathjax.data import pipeline
-from pathjax.train import step
+from pathjax.train import options, step
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
@@ -132,7 +132,7 @@ def option_scores(
     in_label_rk = np.arange(logp_rk.shape[1])[None, :] < label_r[:, None]
     label_scores = np.where(label_r > 0, (logp_rk * in_label_rk).sum(axis=1), np.nan)
     shape = (len(records), len(records[0]["options"]))
-    chars = np.asarray([[max(len(o.strip()), 1) for o in r["options"]] for r in records])
+    chars = options.option_chars([r["options"] for r in records])
     return OptionScores(
         logp_rk.sum(axis=1).reshape(shape),
         counts.reshape(shape),
@@ -154,8 +154,7 @@ def choice_metrics(
     summed score) without having learned to name its letter.
     """
     scores_no, tokens_no = scores.summed_no, scores.tokens_no
-    probs_no = np.exp(scores_no - scores_no.max(axis=1, keepdims=True))
-    probs_no /= probs_no.sum(axis=1, keepdims=True)
+    probs_no = options.renormalize(scores_no)
     rows = np.arange(len(target_index_n))
     per_token_no = scores_no / np.maximum(tokens_no, 1)
     hits_n = np.argmax(scores_no, axis=1) == target_index_n

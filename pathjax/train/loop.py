@@ -220,7 +220,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
         )
         for split in _choice_splits(t)
     }
-    bos = [tokenizer.bos_token_id] if pipeline.adds_bos(tokenizer) else []
+    bos = pipeline.bos_prefix(tokenizer)
     batch_ways = mesh.shape["data"] * mesh.shape["fsdp"]
     choice_batch = batch_ways * max(1, 8 // batch_ways)
 

@@ -8,6 +8,7 @@ import pytest
 from pathjax.data.words import words
 from pathjax.models import tokenizers
 from pathjax.probes import items, scoring
+from pathjax.train import options
 
 
 @pytest.fixture(scope="module", params=["smollm2-135m", "gpt2"])
@@ -37,9 +38,9 @@ def test_suite_reverse_keying_matches_the_scorer():
 
 def test_option_variants():
     logp = np.array([[-2.0, -4.0]])
-    np.testing.assert_allclose(scoring.renormalize(logp).sum(), 1.0)
-    np.testing.assert_allclose(scoring.per_char(logp, [[" ab", " abcd"]]), [[-1.0, -1.0]])
-    np.testing.assert_allclose(scoring.calibrated(logp, np.array([[-1.0, -5.0]])), [[-1.0, 1.0]])
+    np.testing.assert_allclose(options.renormalize(logp).sum(), 1.0)
+    np.testing.assert_allclose(options.per_char(logp, [[" ab", " abcd"]]), [[-1.0, -1.0]])
+    np.testing.assert_allclose(options.calibrated(logp, np.array([[-1.0, -5.0]])), [[-1.0, 1.0]])
 
 
 def test_boundary_mask_on_real_tokenizers(tokenizer):

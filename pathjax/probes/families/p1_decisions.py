@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from pathjax.data import subsets
-from pathjax.probes import scoring
 from pathjax.probes.families.base import FamilyOutput, Limits, Scorer, SuiteInputs
 from pathjax.probes.schema import ACTION_CLASSES, CLASS_KEYS, LISTED_FORMATS, OPTION_POSITIONS
+from pathjax.train import options as options_lib
 
 ID = "P1"
 _VARIANTS = ("", "_per_char", "_calibrated")
@@ -64,11 +64,11 @@ def score(scorer: Scorer, splits: Mapping[str, Sequence[Mapping[str, Any]]]) -> 
             # The format in the id: the report gives rates per format (formats are learned at
             # different speeds).
             item = f"{split}/{r['format']}/{i}"
-            per_char = scoring.per_char(summed[:, i], [r["options"]] * len(scorer.models))
+            per_char = options_lib.per_char(summed[:, i], [r["options"]] * len(scorer.models))
             variants = {
                 "": summed[:, i],
                 "_per_char": per_char,
-                "_calibrated": scoring.calibrated(summed[:, i], free[:, i]),
+                "_calibrated": options_lib.calibrated(summed[:, i], free[:, i]),
             }
             picks = {"": np.argmax(per_char, axis=-1), "_summed": np.argmax(summed[:, i], -1)}
 
@@ -78,7 +78,7 @@ def score(scorer: Scorer, splits: Mapping[str, Sequence[Mapping[str, Any]]]) -> 
             for o, cls in enumerate(r["option_classes"]):
                 key = CLASS_KEYS[cls]
                 for suffix, logp_mo in variants.items():
-                    emit(key, f"p_{cls}{suffix}", scoring.renormalize(logp_mo)[:, o])
+                    emit(key, f"p_{cls}{suffix}", options_lib.renormalize(logp_mo)[:, o])
                 for suffix, top_m in picks.items():
                     emit(key, f"top_{cls}{suffix}", (top_m == o) * 1.0)
                 if r["format"] in LISTED_FORMATS:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pathjax.probes import items as items_lib
-from pathjax.probes import scoring
 from pathjax.probes.families.base import FamilyOutput, Limits, Scorer, SuiteInputs, take
+from pathjax.train import options as options_lib
 
 ID = "P2"
 METRICS: tuple[str, ...] = ("logodds_negative", "logodds_negative_per_char", "jsd_bits")
@@ -32,7 +32,7 @@ def score(scorer: Scorer, items: Sequence[items_lib.AmbiguousItem]) -> FamilyOut
     scores = scorer.ev.score(prompts, options, desc=ID)
     for i, it in enumerate(items):
         logp_m2 = scores.logp_mgc[:, i, :2]
-        per_char_m2 = scoring.per_char(logp_m2, [[it.negative, it.benign]] * len(scorer.models))
+        per_char_m2 = options_lib.per_char(logp_m2, [[it.negative, it.benign]] * len(scorer.models))
         values = {
             "logodds_negative": logp_m2[:, 0] - logp_m2[:, 1],
             "logodds_negative_per_char": per_char_m2[:, 0] - per_char_m2[:, 1],
