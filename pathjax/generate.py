@@ -57,12 +57,19 @@ def filter_logits(logits_bv: jax.Array, top_k: int | None, top_p: float | None) 
     return logits_bv
 
 
+def is_per_row(rng: jax.Array) -> bool:
+    """Whether `rng` holds one key per row: `[b]` typed keys (`jax.random.key`) or `[b, 2]`
+    legacy uint32 keys (`jax.random.PRNGKey`), whose single key is itself 1-D."""
+    key_ndim = 0 if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key) else 1
+    return rng.ndim == key_ndim + 1
+
+
 def sample_token(logits_bv: jax.Array, rng: jax.Array, sampling: SamplingConfig) -> jax.Array:
-    """One token per row; `rng` is one key for the batch or a `[b]` array of per-row keys."""
+    """One token per row; `rng` is one key for the batch or `[b]` per-row keys (typed or legacy)."""
     if sampling.temperature == 0:
         return jnp.argmax(logits_bv, axis=-1).astype(jnp.int32)
     logits_bv = filter_logits(logits_bv / sampling.temperature, sampling.top_k, sampling.top_p)
-    if rng.ndim == 1:
+    if is_per_row(rng):
         draw = jax.vmap(lambda key, logits_v: jax.random.categorical(key, logits_v))
         return draw(rng, logits_bv).astype(jnp.int32)
     return jax.random.categorical(rng, logits_bv, axis=-1).astype(jnp.int32)
