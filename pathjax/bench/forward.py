@@ -8,7 +8,6 @@ repeats after warm-up (compilation excluded for JAX, one untimed call for torch)
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import platform
 import statistics
@@ -22,6 +21,7 @@ import tqdm
 from flax import nnx
 
 from pathjax.models import presets, registry
+from pathjax.models.flops import forward_flops
 
 
 @dataclasses.dataclass
@@ -34,33 +34,6 @@ class Measurement:
     min_s: float
     tokens_per_s: float
     gflops_per_s: float
-
-
-@functools.lru_cache(maxsize=16)
-def parameter_count(config) -> int:
-    """Parameters of an architecture, from its abstract model (about a second for a 30-layer
-    model, so once per config: the training loop counts FLOPs at every step)."""
-    return registry.count_params(registry.abstract_model(registry.family_of(config), config))
-
-
-def forward_flops(config, tokens: int, seq_len: int, head_tokens: int | None = None) -> float:
-    """Matmul FLOPs of one forward pass: 2 per weight per token, plus attention scores/values.
-
-    Embedding lookups are free; the output projection (tied or not) is a vocab x hidden matmul,
-    run at `head_tokens` positions (default: every token; training runs it at targets only).
-    """
-    params = parameter_count(config)
-    head_params = config.vocab_size * config.hidden_size
-    embedding_params = head_params
-    if config.model_type == "gpt2":
-        embedding_params += config.max_position_embeddings * config.hidden_size
-    # The input table is a lookup; a tied head reuses it as a vocab x hidden matmul.
-    body_params = params - embedding_params
-    if not getattr(config, "tie_word_embeddings", True):
-        body_params -= head_params  # An untied head is counted below, like a tied one.
-    attention = 2 * 2 * config.num_layers * seq_len * config.num_heads * config.head_dim
-    head_tokens = tokens if head_tokens is None else head_tokens
-    return float(tokens) * (2 * body_params + attention) + 2.0 * head_tokens * head_params
 
 
 def _time(fn: Callable[[], object], repeats: int, warmup: int, desc: str) -> list[float]:

@@ -29,6 +29,7 @@ from flax import nnx
 
 from pathjax import lora
 from pathjax.bench import forward, profile
+from pathjax.models import flops as flops_lib
 from pathjax.models import presets, registry
 from pathjax.train import optimizer, peak
 from pathjax.train import step as step_lib
@@ -258,7 +259,7 @@ def run(
     config = presets.preset_config(preset)
     lora_config = lora.LoraConfig(rank=rank, targets=targets)
     data = make_batch(config.vocab_size, batch, seq_len, head_at_targets=head_at_targets)
-    flops = step_lib.lora_training_flops(
+    flops = flops_lib.lora_training_flops(
         config,
         adapter_shapes(config, lora_config),
         batch * seq_len,

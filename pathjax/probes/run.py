@@ -19,13 +19,12 @@ import tqdm
 
 from pathjax import adapters
 from pathjax import data as data_lib
-from pathjax.data import subsets
 from pathjax.models import from_config
+from pathjax.probes import dataset_inputs
 from pathjax.probes import evaluator as evaluator_lib
 from pathjax.probes import families as families_lib
 from pathjax.probes import items as items_lib
 from pathjax.probes import records as records_lib
-from pathjax.probes.schema import P1_SPLITS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,31 +83,6 @@ def scored_models(sources: Sequence[AdapterSource]) -> list[evaluator_lib.Scored
     return models
 
 
-def p1_items(config, limit: int = 0) -> dict[str, list[dict[str, Any]]]:
-    """P1's held-out decisions: the test splits of the configured dataset (built if needed).
-
-    The conditions share situations and options and differ only in the target, so one
-    condition's splits serve every model (the records hold all four class probabilities).
-    """
-    d = config.data
-    sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
-    data_lib.build(d.condition, d.data_dir, **sizes)
-    out = {}
-    for split in P1_SPLITS:
-        source = data_lib.load(d.condition, split, d.data_dir, **sizes)
-        # From the whole split: a head slice would fix the target positions by chance.
-        out[split] = list(subsets.balanced(list(source), limit))
-    return out
-
-
-def training_vocabulary(config) -> frozenset[str]:
-    d = config.data
-    builder = data_lib.build(
-        d.condition, d.data_dir, train_size=d.train_size, eval_size=d.eval_size, seed=d.seed
-    )
-    return data_lib.read_vocabulary(builder.data_dir)
-
-
 def limits_from(eval_config) -> families_lib.Limits:
     fields = {f.name for f in dataclasses.fields(families_lib.Limits)}
     return families_lib.Limits(**{k: int(v) for k, v in eval_config.limits.items() if k in fields})
@@ -162,8 +136,8 @@ def score_models(
         )
         inputs = families_lib.SuiteInputs(
             suite,
-            p1_items(config, limits.p1_items_per_split) if "P1" in todo else {},
-            training_vocabulary(config),
+            dataset_inputs.p1_items(config, limits.p1_items_per_split) if "P1" in todo else {},
+            dataset_inputs.training_vocabulary(config),
         )
         for family in todo:
             start = time.time()

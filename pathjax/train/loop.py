@@ -25,8 +25,8 @@ from pathjax import data as data_lib
 from pathjax import lora, peft_format
 from pathjax import sharding as sharding_lib
 from pathjax.data import pipeline, schema, subsets
-from pathjax.models import from_config
-from pathjax.train import checkpointing, choice_eval, metrics, optimizer, peak
+from pathjax.models import flops, from_config
+from pathjax.train import checkpointing, choice_eval, identity, metrics, optimizer, peak
 from pathjax.train import step as step_lib
 
 
@@ -63,39 +63,6 @@ def maybe_initialize_distributed(config) -> None:
             process_id=dist.process_id,
         )
     jax.distributed.initialize(**kwargs)
-
-
-def lora_config_from(config) -> lora.LoraConfig:
-    targets = config.lora.targets
-    if not isinstance(targets, str):
-        targets = tuple(targets)
-    return lora.LoraConfig(
-        rank=config.lora.rank,
-        alpha=config.lora.alpha,
-        dropout=config.lora.dropout,
-        targets=targets,
-        use_rslora=config.lora.use_rslora,
-        top_layers=int(config.lora.get("top_layers", 0)),
-    )
-
-
-def dataset_identity(config) -> dict[str, Any]:
-    d = config.data
-    return {
-        "name": "pathjax_behavior",
-        "version": str(data_lib.VERSION),
-        "condition": d.condition,
-        "train_size": d.train_size,
-        "eval_size": d.eval_size,
-        "seed": d.seed,
-    }
-
-
-def model_identity(config, model) -> dict[str, Any]:
-    return {
-        "source": config.model.source or f"preset:{config.model.preset}",
-        "architecture": json.loads(json.dumps(model.config.to_hf(), default=str)),
-    }
 
 
 def _global_batch(mesh, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
@@ -165,7 +132,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
     model, tokenizer = from_config.model_from_config(config.model, mesh=mesh, rules=rules)
     if tokenizer is None:
         raise ValueError("Training needs a tokenizer: set config.model.tokenizer.")
-    lora_config = lora_config_from(config)
+    lora_config = identity.lora_config_from(config)
     paths = lora.add_lora(model, lora_config, rngs=nnx.Rngs(t.seed))
     lora.set_train_mode(model, True)
     train_graphdef, adapters, controls, base = step_lib.split_model(model)
@@ -254,8 +221,8 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
     state = jax.tree.map(lambda x: x if _on_mesh(x, mesh) else jax.device_put(x, replicated), state)
     state_shardings = jax.tree.map(lambda x: x.sharding, state)
     expected_meta = {
-        "model": model_identity(config, model),
-        "dataset": dataset_identity(config),
+        "model": identity.model_identity(config, model),
+        "dataset": identity.dataset_identity(config),
     }
 
     checkpointer = checkpointing.Checkpointer(
@@ -319,7 +286,7 @@ def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
             tokens = t.global_batch_size * seq_len
             window_tokens += tokens
             head_tokens = t.global_batch_size * local["target_positions"].shape[1]
-            window_flops += step_lib.lora_training_flops(
+            window_flops += flops.lora_training_flops(
                 model.config, shapes, tokens, seq_len, head_tokens
             )
             progress.update(1)

@@ -16,8 +16,7 @@ from flax import nnx
 
 from pathjax import lora
 from pathjax.models import from_config
-from pathjax.train import checkpointing, optimizer
-from pathjax.train import loop as loop_lib
+from pathjax.train import checkpointing, identity, optimizer
 from pathjax.train import step as step_lib
 
 
@@ -40,7 +39,7 @@ def checkpoint_steps(workdir: str) -> list[int]:
 def load_trained(config, workdir: str, step: int | None = None) -> TrainedModel:
     """The model of `config` with the adapters of `workdir`'s checkpoint `step` (None: latest)."""
     model, tokenizer = from_config.model_from_config(config.model)
-    lora_config = loop_lib.lora_config_from(config)
+    lora_config = identity.lora_config_from(config)
     lora.add_lora(model, lora_config, rngs=nnx.Rngs(0))
     _, adapters, _, _ = step_lib.split_model(model)
     tx, _ = optimizer.make_optimizer(config.train)
@@ -59,8 +58,8 @@ def load_trained(config, workdir: str, step: int | None = None) -> TrainedModel:
         raise FileNotFoundError(f"No checkpoints in {directory}: train first (launch/train.py).")
     checkpointer = checkpointing.Checkpointer(directory, every=1, keep=1000, use_async=False)
     expected = {
-        "model": loop_lib.model_identity(config, model),
-        "dataset": loop_lib.dataset_identity(config),
+        "model": identity.model_identity(config, model),
+        "dataset": identity.dataset_identity(config),
     }
     try:
         if step is None:

@@ -166,20 +166,3 @@ def eval_step(adapters, base, batch, *, graphdef, controls) -> dict[str, jax.Arr
     logits = _forward(graphdef, adapters, controls, base, batch)
     nll, tokens, hits = target_sums(logits, batch)
     return {"nll_sum": nll, "target_tokens": tokens, "token_hits": hits}
-
-
-def lora_training_flops(
-    config, lora_paths_shapes, tokens: int, seq_len: int, head_tokens: int | None = None
-) -> float:
-    """FLOPs of one LoRA training step: forward, plus activation gradients through the frozen
-    base (no weight gradients), plus forward and both backward matmuls of the adapters.
-
-    `lora_paths_shapes`: `(in, out, rank)` of each adapter; `head_tokens`: the positions the
-    output head runs at (default: every token).
-    """
-    from pathjax.bench.forward import forward_flops
-
-    forward = forward_flops(config, tokens, seq_len, head_tokens)
-    adapter = sum(2 * tokens * r * (i + o) for i, o, r in lora_paths_shapes)
-    # Backward: activation gradients cost a forward again; adapter weight gradients twice.
-    return 2 * forward + 3 * adapter

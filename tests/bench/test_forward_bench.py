@@ -1,7 +1,7 @@
 """The forward benchmark runs end to end and counts FLOPs the way a hand count does."""
 
 from pathjax.bench import forward
-from pathjax.models import presets
+from pathjax.models import flops, presets
 
 
 def test_flop_count_of_tiny_llama_by_hand():
@@ -12,7 +12,7 @@ def test_flop_count_of_tiny_llama_by_hand():
     matmul_params = layers * per_layer + d + v * d  # + final norm + tied head.
     attention = 2 * 2 * layers * seq * 4 * 8
     expected = 3 * seq * (2 * matmul_params + attention)
-    assert forward.forward_flops(config, tokens=3 * seq, seq_len=seq) == expected
+    assert flops.forward_flops(config, tokens=3 * seq, seq_len=seq) == expected
 
 
 def test_benchmark_runs_both_sides_and_reports_ratios():

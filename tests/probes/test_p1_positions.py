@@ -112,12 +112,12 @@ def test_p5_shift_that_flips_with_the_scale_order_is_flagged():
 
 def test_p1_items_of_every_listed_split_put_each_target_at_every_position(tmp_path):
     from configs import tiny
-    from pathjax.probes import run
+    from pathjax.probes import dataset_inputs
 
     config = tiny.get_config("random")
     config.data.data_dir = str(tmp_path)
     config.data.train_size, config.data.eval_size = 40, 200
-    chosen = run.p1_items(config, limit=24)
+    chosen = dataset_inputs.p1_items(config, limit=24)
     for split in ("test_domains", "test_lettered"):
         listed = [r for r in chosen[split] if r["format"] in ("choice", "lettered")]
         counts = np.bincount([r["target_index"] for r in listed], minlength=4)

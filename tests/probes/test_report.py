@@ -237,11 +237,11 @@ def test_the_report_computes_leakage_from_the_config(monkeypatch):
     itself (whoever calls it), and no order of the sections is needed for the P4 comparison."""
     from ml_collections import config_dict
 
-    from pathjax.probes import items, run
+    from pathjax.probes import dataset_inputs, items
 
     words = sorted({w for lex in items.load_suite(None).lexicons.values() for w in lex.words})
     seen = frozenset(words[:3] + ["notaprobeword"])
-    monkeypatch.setattr(run, "training_vocabulary", lambda config: seen)
+    monkeypatch.setattr(dataset_inputs, "training_vocabulary", lambda config: seen)
     config = config_dict.ConfigDict({"eval": {"suite_version": ""}})
     rs = make_records(np.random.default_rng(6), families=("P4",))
     rep = report_lib.build_report(rs, {}, config=config, **FAST)

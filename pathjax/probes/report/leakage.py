@@ -9,8 +9,8 @@ two side by side.
 from collections.abc import Mapping
 from typing import Any
 
+from pathjax.probes import dataset_inputs, stats
 from pathjax.probes import items as items_lib
-from pathjax.probes import stats
 from pathjax.probes.report.context import ReportContext
 
 LEXICON_METRICS = ("neg_share", "threat_minus_sad")  # each with an `_unseen` twin
@@ -23,10 +23,9 @@ def vocabulary_overlap(config) -> dict[str, Any]:
     # The evaluator's own training vocabulary, so that these words are the ones the `_unseen`
     # metrics leave out. Imported here: it reads the dataset, which the rest of the report
     # (a function of records) never needs.
-    from pathjax.probes.run import training_vocabulary
 
     suite = items_lib.load_suite(config.eval.suite_version or None)
-    seen = training_vocabulary(config)
+    seen = dataset_inputs.training_vocabulary(config)
     words = sorted({w for lex in suite.lexicons.values() for w in lex.words})
     leaked = [w for w in words if w in seen]
     return {
