@@ -1,4 +1,5 @@
-"""LoRA adapters in PEFT's on-disk format: `adapter_config.json` + `adapter_model.safetensors`.
+"""LoRA adapters in PEFT's on-disk format: `adapter_config.json` + `adapter_model.safetensors`
+(+ the README.md model card, `adapter_card.py`, on export).
 
 Keys are `base_model.model.<transformers module>.lora_A.weight` (`[r, in]`) and `lora_B.weight`
 (`[out, r]`), what `peft.PeftModel.from_pretrained` reads and `save_pretrained` writes.
@@ -10,10 +11,13 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from flax import nnx
 
+from pathjax import adapter_card
 from pathjax import lora as lora_lib
 from pathjax.models import checkpoints, registry
 
@@ -53,8 +57,17 @@ def _target_modules(model: nnx.Module, family, paths: list[str]) -> list[str] | 
 
 
 def export_peft(
-    model: nnx.Module, config: lora_lib.LoraConfig, folder: str, *, base_model: str = ""
+    model: nnx.Module,
+    config: lora_lib.LoraConfig,
+    folder: str,
+    *,
+    base_model: str = "",
+    training: Mapping[str, Any] | None = None,
 ) -> str:
+    """Writes the adapter of `model` into `folder`. `base_model` is pathjax's name of the base
+    (config.model.source or `preset:<name>`): the folder names its hub id, which
+    `peft.AutoPeftModelForCausalLM` resolves. `training` (label -> value) goes into the card."""
+    base = adapter_card.base_model(base_model)
     family = registry.family_of(model.config)
     pairs = lora_lib.adapters(model)
     if not pairs:
@@ -69,7 +82,7 @@ def export_peft(
     adapter_config = {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
-        "base_model_name_or_path": base_model,
+        "base_model_name_or_path": base.name_or_path,
         "r": config.rank,
         "lora_alpha": config.alpha,
         "lora_dropout": config.dropout,
@@ -88,6 +101,8 @@ def export_peft(
     with open(os.path.join(folder, "adapter_config.json"), "w") as f:
         json.dump(adapter_config, f, indent=2)
     save_file(tensors, os.path.join(folder, "adapter_model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(folder, "README.md"), "w") as f:
+        f.write(adapter_card.model_card(base, adapter_config, training))
     return folder
 
 
