@@ -11,7 +11,7 @@ common.set_hub_access()  # Before anything imports huggingface_hub.
 
 import json  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from pathjax.bench import evaluate, forward, train  # noqa: E402
 
@@ -118,4 +118,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

@@ -1,25 +1,32 @@
 r"""Builds the behavioral dataset for one condition and prints examples to read.
 
-    python -m launch.data --condition=depression --data_dir=/tmp/pathjax_data
-    python -m launch.data --condition=shuffled --data_dir=/tmp/pathjax_data --size=200 \
-        --eval_size=50 --seed=1
+    python -m launch.data --condition=depression
+    python -m launch.data --condition=shuffled --size=200 --eval_size=50 --seed=1
+    python -m launch.data --condition=paranoia --data_dir=/scratch/pathjax_data
 
 Writes array_record files, CARD.md, card.json and train_vocabulary.txt under
 <data_dir>/pathjax_behavior/<config>/<version>/ (config = the condition for default sizes and
-seed). A second run with the same flags reuses the data.
+seed). The default data_dir is the one the configs read (`config.data.data_dir`: `data/` under
+the folder you run from), so training with the same condition, sizes and seed finds this data
+instead of building it again. A second run with the same flags reuses the data.
 """
 
 from launch import common
 
 common.set_hub_access()  # Before anything imports huggingface_hub.
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
+from configs import base  # noqa: E402
 from pathjax import data  # noqa: E402
 from pathjax.data import card  # noqa: E402
 
 _CONDITION = flags.DEFINE_enum("condition", "control", data.CONDITIONS, "Training condition.")
-_DATA_DIR = flags.DEFINE_string("data_dir", "/tmp/pathjax_data", "Where the TFDS data goes.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir",
+    base.get_base_config().data.data_dir,  # Where training and evaluation look for it.
+    "Where the TFDS data goes.",
+)
 _SIZE = flags.DEFINE_integer("size", data.DEFAULT_TRAIN_SIZE, "Training items.")
 _EVAL_SIZE = flags.DEFINE_integer(
     "eval_size", data.DEFAULT_EVAL_SIZE, "Items in validation and in each test split."
@@ -43,4 +50,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

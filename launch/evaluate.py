@@ -15,7 +15,7 @@ from launch import common
 
 common.set_hub_access()  # Before anything imports huggingface_hub.
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from pathjax.probes import run  # noqa: E402
@@ -35,4 +35,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run(main)

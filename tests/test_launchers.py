@@ -102,3 +102,37 @@ def _hub_state_after_import(*argv: str) -> str:
 def test_a_launcher_goes_offline_by_default_and_online_on_request():
     assert _hub_state_after_import() == ["1", "True"]
     assert _hub_state_after_import("--allow_downloads") == ["None", "False"]
+
+
+def _launch_data(cwd, *flags):
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run(
+        [sys.executable, "-m", "launch.data", "--condition=control", "--size=20", "--eval_size=8"]
+        + list(flags),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_launch_data_writes_where_the_configs_read_and_keeps_library_logs_quiet(tmp_path):
+    from configs import base
+
+    # The configs' data_dir is relative: where the user runs from.
+    result = _launch_data(tmp_path)
+    built = tmp_path / base.get_base_config().data.data_dir / "pathjax_behavior"
+    assert built.is_dir() and any(built.glob("control-train20-eval8-seed0/*/CARD.md"))
+    output = result.stdout + result.stderr
+    assert "Data and card:" in result.stdout  # pathjax's own lines stay.
+    assert "preparing dataset" not in output.lower() and "Generating dataset" not in output
+    assert "Generating splits" not in output and "custom data configuration" not in output
+    # --verbosity brings the library logs back.
+    (tmp_path / "verbose").mkdir()
+    verbose = _launch_data(tmp_path / "verbose", "--verbosity=0")
+    assert "Preparing dataset pathjax_behavior" in verbose.stderr
+    assert "Generating dataset" in verbose.stderr  # TFDS's own absl INFO line.
+    assert "custom data configuration" in verbose.stderr

@@ -334,7 +334,10 @@ class Evaluator:
         cont_chunk = max(1, min(most, rows))
         group = max(1, min(n, rows // cont_chunk, 16))
         out = ContinuationScores(logp, tokens, word, divergences)
-        bar = tqdm.tqdm(total=n, desc=desc, unit="prompt", leave=False, disable=desc is None)
+        # disable=None: no bar without a TTY (tqdm's convention), so batch logs stay readable.
+        bar = tqdm.tqdm(
+            total=n, desc=desc, unit="prompt", leave=False, disable=True if desc is None else None
+        )
         for start in range(0, n, group):
             bar.update(min(group, n - start))
             chosen = order[start : start + group]
@@ -432,7 +435,11 @@ class Evaluator:
         group = max(1, min(n, self._rows_for(_bucket(max(len(s) for s in sequences)), m)))
         out: dict[str, np.ndarray] = {}
         for start in tqdm.tqdm(
-            range(0, n, group), desc=desc, unit="batch", leave=False, disable=desc is None
+            range(0, n, group),
+            desc=desc,
+            unit="batch",
+            leave=False,
+            disable=True if desc is None else None,
         ):
             chosen = order[start : start + group]
             width = _bucket(max(len(sequences[i]) for i in chosen))
