@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
-import time
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-
-from pathjax import adapters
-from pathjax.models import from_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,38 +178,3 @@ def generate_text(
         model, encoded, sampling, rng=rng, eos_ids=tokenizer.eos_token_id, pad_id=pad_id
     )
     return [tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
-
-
-def generate_and_print(config, prompts=None, *, adapter: str | None = None, out=sys.stdout):
-    """What `launch/generate.py` runs: `config`'s model (with `adapter`, as `adapters` spells
-    it) completes `prompts` (default: the config's), printed to `out`; returns the completions."""
-    start = time.perf_counter()
-    if adapter:
-        model, tokenizer, label = adapters.model_with_adapter(config, adapter)
-    else:
-        model, tokenizer = from_config.model_from_config(config.model, seed=config.seed)
-        label = None
-    if tokenizer is None:
-        raise ValueError("Generation needs a tokenizer: set config.model.source to a checkpoint.")
-    loaded = time.perf_counter()
-    sampling = SamplingConfig(
-        max_new_tokens=config.generate.max_new_tokens,
-        temperature=config.generate.temperature,
-        top_k=config.generate.top_k or None,
-        top_p=config.generate.top_p if config.generate.top_p < 1 else None,
-    )
-    prompts = list(prompts or config.generate.prompts)
-    completions = generate_text(
-        model, tokenizer, prompts, sampling, rng=jax.random.key(config.seed)
-    )
-    done = time.perf_counter()
-    for prompt, completion in zip(prompts, completions, strict=True):
-        print(f"\n>>> {prompt}\n{prompt}{completion}", file=out)
-    with_adapter = f" + adapter {label}" if label else ""
-    print(
-        f"\n[{config.model.source or config.model.preset}{with_adapter}: loaded in "
-        f"{loaded - start:.1f}s, generated {len(prompts)} x {sampling.max_new_tokens} tokens in "
-        f"{done - loaded:.1f}s (compilation included), on {jax.devices()[0].platform}]",
-        file=out,
-    )
-    return completions

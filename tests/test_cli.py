@@ -1,5 +1,5 @@
-"""The generation launcher's library function (`generate.generate_and_print`), on a tiny GPT-2
-that uses the real tokenizer, with and without an adapter; and the shipped configs."""
+"""The generation launcher's body (`launch.generate.generate_and_print`), on a tiny GPT-2 that
+uses the real tokenizer, with and without an adapter; and the shipped configs."""
 
 import io
 
@@ -9,7 +9,8 @@ import pytest
 from flax import nnx
 
 from configs import base
-from pathjax import generate, lora, peft_format
+from launch import generate
+from pathjax import lora, peft_format
 from pathjax.models import load_model
 from tests.models import hf_reference as ref
 
