@@ -28,7 +28,7 @@ import tqdm
 
 from pathjax import data as data_lib
 from pathjax.probes import run as run_lib
-from pathjax.train import loop, restore
+from pathjax.train import loop, restore, stacking
 
 
 def say(message: str) -> None:
@@ -116,19 +116,27 @@ def run_architecture(config, workdir: str) -> dict[str, Any]:
         )
     timer.record("data", time.time() - start)
 
-    runs = []
-    for condition in e.conditions:
-        for seed in e.seeds:
-            run_config = _run_config(config, condition, int(seed), data_dir)
-            run_dir = os.path.join(arch_dir, "runs", f"{condition}-seed{seed}")
-            if _finished(run_config, run_dir):
-                say(f"[{name}] stage 2/4: {condition} seed {seed} already trained")
-            else:
-                say(f"[{name}] stage 2/4: training {condition} seed {seed}")
-                start = time.time()
-                loop.train(run_config, run_dir)
-                timer.record(f"train/{condition}-seed{seed}", time.time() - start)
-            runs.append((condition, int(seed), run_config, run_dir))
+    adapter_runs = stacking.adapter_runs(
+        config, e.conditions, e.seeds, os.path.join(arch_dir, "runs"), data_dir
+    )
+    unfinished = [r for r in adapter_runs if not _finished(r.config, r.workdir)]
+    if not unfinished:
+        say(f"[{name}] stage 2/4: {len(adapter_runs)} adapters already trained")
+    else:
+        # Every adapter in one stacked run (one compile, the base read once per step); a
+        # rerun resumes it as one. Finished adapters are not retrained on their own: the
+        # run resumes all of them together or none.
+        say(
+            f"[{name}] stage 2/4: training {len(adapter_runs)} adapters stacked "
+            f"({', '.join(r.name for r in adapter_runs)})"
+        )
+        start = time.time()
+        loop.train_stacked(adapter_runs, os.path.join(arch_dir, "runs", "stacked"))
+        timer.record("train", time.time() - start)
+    runs = [
+        (r.config.data.condition, int(r.config.train.seed), r.config, r.workdir)
+        for r in adapter_runs
+    ]
 
     say(f"[{name}] stage 3/4: probes on the base model and {len(runs)} adapters")
     start = time.time()

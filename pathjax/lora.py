@@ -74,6 +74,12 @@ DEFAULT_TARGETS = {
 OUTPUT_HEADS = ("lm_head",)
 
 
+def initial_a(rngs: nnx.Rngs, shape: tuple[int, ...]) -> jax.Array:
+    """A's initial values, `[..., in, rank]`: kaiming_uniform_(a=sqrt(5)), as PEFT draws them."""
+    bound = 1.0 / math.sqrt(shape[-2])
+    return jax.random.uniform(rngs.params(), shape, jnp.float32, -bound, bound)
+
+
 class LoRA(nnx.Module):
     def __init__(
         self,
@@ -90,12 +96,10 @@ class LoRA(nnx.Module):
     ):
         stack = () if num_adapters is None else (num_adapters,)
         stack_axes = () if num_adapters is None else (None,)
-        bound = 1.0 / math.sqrt(in_features)  # kaiming_uniform_(a=sqrt(5)), as PEFT.
-        a = jax.random.uniform(
-            rngs.params(), (*stack, in_features, rank), jnp.float32, -bound, bound
-        )
         self.lora_a = nnx.LoRAParam(
-            a, out_sharding=(*stack_axes, axes[0], None), eager_sharding=False
+            initial_a(rngs, (*stack, in_features, rank)),
+            out_sharding=(*stack_axes, axes[0], None),
+            eager_sharding=False,
         )
         self.lora_b = nnx.LoRAParam(
             jnp.zeros((*stack, rank, out_features), jnp.float32),

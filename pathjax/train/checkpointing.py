@@ -26,7 +26,7 @@ class NoUsableCheckpointError(RuntimeError):
 
 
 # A resume must agree on these; other metadata (config, versions) is informational.
-MUST_MATCH = ("model", "dataset")
+MUST_MATCH = ("layout", "model", "adapters", "dataset")
 
 
 def library_versions() -> dict[str, str | None]:
@@ -122,18 +122,17 @@ class Checkpointer:
             )
         return None
 
-    def restore_step(
-        self, step: int, abstract_state: Any, expected: dict[str, Any]
-    ) -> tuple[Any, dict[str, Any]]:
-        """One given step (no fallback): for evaluating checkpoints along training."""
-        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
+    def read_meta(self, step: int) -> dict[str, Any]:
+        """The JSON metadata of checkpoint `step` (identity, iterator states, configs)."""
+        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
             "meta"
         ]
-        check_compatible(meta, expected, self.directory, step)
-        state = self.manager.restore(
+
+    def restore_state(self, step: int, abstract_state: Any) -> Any:
+        """The state of checkpoint `step`, laid out like `abstract_state` (no fallback)."""
+        return self.manager.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
         )["state"]
-        return state, meta
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
@@ -144,13 +143,31 @@ class Checkpointer:
 
 
 def check_compatible(meta: dict, expected: dict, directory: str, step: int) -> None:
-    for field in MUST_MATCH:
-        if meta.get(field) != expected.get(field):
+    """Refuses a checkpoint that disagrees with `expected` on a MUST_MATCH field it names."""
+    for field in (f for f in MUST_MATCH if f in expected):
+        saved, wanted = meta.get(field), expected[field]
+        if saved == wanted:
+            continue
+        where = f"The checkpoint at step {step} in {directory}"
+        if field == "layout" and saved is None:
             raise CheckpointMismatchError(
-                f"The checkpoint at step {step} in {directory} was made with {field} "
-                f"{meta.get(field)!r}, but this run uses {expected.get(field)!r}. Use a new "
-                "workdir for a different model or dataset, or restore the original config."
+                f"{where} predates stacked runs (no layout); this version writes {wanted!r}. "
+                "Retrain into a new workdir, or load it with the pathjax version that wrote it."
             )
+        if field == "adapters":
+            names = lambda runs: [r.get("name") for r in runs or []]  # noqa: E731
+            only_saved = [r for r in saved or [] if r not in wanted]
+            only_wanted = [r for r in wanted if r not in (saved or [])]
+            raise CheckpointMismatchError(
+                f"{where} trained adapters {names(saved)}; this run asks for {names(wanted)} "
+                f"(only in the checkpoint: {only_saved}; only in this run: {only_wanted}"
+                f"{'; same adapters, another order' if not only_saved + only_wanted else ''}). "
+                "Resume with the same adapters in the same order, or use a new workdir."
+            )
+        raise CheckpointMismatchError(
+            f"{where} was made with {field} {saved!r}, but this run uses {wanted!r}. Use a "
+            "new workdir for a different model or dataset, or restore the original config."
+        )
 
 
 def is_primary() -> bool:

@@ -1,16 +1,24 @@
-"""The training loop: data, sharded state, the jitted step, validation, checkpoints, metrics.
+"""The training loop: K LoRA adapters on one frozen base, trained as one stacked run.
+
+A run of one adapter (`train`) is a stacked run with K = 1; a study trains all of its
+conditions and seeds together (`train_stacked`, see `stacking.py` for the layout). The stages
+have names of their own: set-up (mesh), the model and its adapters, each adapter's data, the
+optimizer state, the checkpoint and its identity, the steps (with validation, metrics and
+checkpoints) and the export of each adapter.
 
 Every process runs this same function (JAX's multi-controller model); each feeds its own slice
-of the global batch, and process 0 writes metrics.
+of every adapter's global batch, and process 0 writes metrics and exports.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -24,10 +32,13 @@ from jax.sharding import NamedSharding, PartitionSpec
 from pathjax import data as data_lib
 from pathjax import lora, peft_format
 from pathjax import sharding as sharding_lib
-from pathjax.data import pipeline, schema, subsets
+from pathjax.data import pipeline, schema
 from pathjax.models import flops, from_config
-from pathjax.train import checkpointing, choice_eval, identity, metrics, optimizer, peak
+from pathjax.train import checkpointing, identity, metrics, optimizer, peak, stacking
 from pathjax.train import step as step_lib
+from pathjax.train.restore import STACKED_POINTER
+from pathjax.train.stacking import AdapterRun
+from pathjax.train.validation import Validator, global_batch
 
 
 class TrainingDivergedError(RuntimeError):
@@ -40,7 +51,7 @@ class TrainResult:
     final_step: int
     adapters: nnx.State
     lora_config: lora.LoraConfig
-    model: nnx.Module  # Base model with the trained adapters attached.
+    model: nnx.Module  # Base model with this adapter attached (shared by a stacked run).
     tokenizer: Any
     validation: dict[str, float]
 
@@ -63,15 +74,6 @@ def maybe_initialize_distributed(config) -> None:
             process_id=dist.process_id,
         )
     jax.distributed.initialize(**kwargs)
-
-
-def _global_batch(mesh, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    """Per-process numpy slices -> global arrays split over the batch axes of the mesh."""
-    out = {}
-    for name, array in batch.items():
-        spec = PartitionSpec(("data", "fsdp"), *([None] * (array.ndim - 1)))
-        out[name] = jax.make_array_from_process_local_data(NamedSharding(mesh, spec), array)
-    return out
 
 
 def _check_config(config) -> None:
@@ -99,259 +101,400 @@ def _get(config, dotted: str):
     return value
 
 
-def _choice_splits(t) -> tuple[str, ...]:
-    """The splits whose options are scored at each validation (validation always)."""
-    splits = tuple(t.get("eval_choice_splits", ()) or ())
-    return ("validation",) + tuple(s for s in splits if s != "validation")
-
-
-def validate(eval_fn, adapters, base, mesh, val_batches, choice_fn) -> dict[str, float]:
-    totals = {"nll_sum": 0.0, "target_tokens": 0.0, "token_hits": 0.0}
-    for batch in val_batches:
-        out = eval_fn(adapters, base, _global_batch(mesh, batch))
-        for k in totals:
-            totals[k] += float(out[k])
-    tokens = max(totals["target_tokens"], 1.0)
-    result = {"loss": totals["nll_sum"] / tokens, "token_accuracy": totals["token_hits"] / tokens}
-    result.update(choice_fn(adapters, "validation"))
-    return result
-
-
 def train(config, workdir: str, *, max_steps: int | None = None) -> TrainResult:
     """Trains (or resumes) the LoRA run configured by `config` in `workdir`.
 
     `max_steps` stops early (the run stays resumable): tests and staged runs use it.
     """
-    _check_config(config)
-    maybe_initialize_distributed(config)
-    os.makedirs(workdir, exist_ok=True)
-    t = config.train
-    mesh = sharding_lib.make_mesh(tuple(config.mesh.shape))
-    rules = sharding_lib.rules_from_config(dict(config.mesh.rules))
+    run = AdapterRun(config.data.condition, config, workdir)
+    return train_stacked([run], workdir, max_steps=max_steps)[0]
 
+
+# ---------------------------------------------------------------------------------------------
+# Stages.
+
+
+@dataclasses.dataclass
+class _Model:
+    """The base model with one adapter slot, split for the jitted steps."""
+
+    model: nnx.Module
+    tokenizer: Any
+    lora_config: lora.LoraConfig
+    paths: list[str]
+    train_graphdef: Any
+    eval_graphdef: Any
+    controls: nnx.State
+    base: nnx.State
+    adapter_template: nnx.State  # One adapter's parameters (their shapes and shardings).
+
+
+def _build_model(config, mesh, rules) -> _Model:
     model, tokenizer = from_config.model_from_config(config.model, mesh=mesh, rules=rules)
     if tokenizer is None:
         raise ValueError("Training needs a tokenizer: set config.model.tokenizer.")
     lora_config = identity.lora_config_from(config)
-    paths = lora.add_lora(model, lora_config, rngs=nnx.Rngs(t.seed))
+    paths = lora.add_lora(model, lora_config, rngs=nnx.Rngs(config.train.seed))
     lora.set_train_mode(model, True)
     train_graphdef, adapters, controls, base = step_lib.split_model(model)
     lora.set_train_mode(model, False)
     eval_graphdef, *_ = step_lib.split_model(model)
+    controls = jax.device_put(controls, NamedSharding(mesh, PartitionSpec()))
+    return _Model(
+        model,
+        tokenizer,
+        lora_config,
+        paths,
+        train_graphdef,
+        eval_graphdef,
+        controls,
+        base,
+        adapters,
+    )
 
-    adapter_shardings = sharding_lib.state_shardings(adapters, mesh, rules)
-    adapters = jax.device_put(adapters, adapter_shardings)
-    replicated = NamedSharding(mesh, PartitionSpec())
-    controls = jax.device_put(controls, replicated)
 
-    # Data: the first process builds (TFDS skips an existing build); the others wait for it.
-    d = config.data
+def _initial_adapters(parts: _Model, runs: Sequence[AdapterRun], mesh, rules) -> nnx.State:
+    """Every adapter's initial values (its own seed), stacked and sharded."""
+    single = []
+    for run in runs:
+        stacking.reinitialize(parts.model, int(run.config.train.seed))
+        # A copy: the state holds the model's variables, which the next seed overwrites.
+        single.append(jax.tree.map(jnp.copy, nnx.state(parts.model, lora.ADAPTERS)))
+    shardings = jax.tree.map(
+        stacking.stacked_sharding,
+        sharding_lib.state_shardings(parts.adapter_template, mesh, rules),
+    )
+    return jax.device_put(stacking.stack(single), shardings)
+
+
+@dataclasses.dataclass
+class _AdapterData:
+    iterator: Any  # A checkpointable grain iterator of this process's batch slices.
+    validator: Validator
+
+
+def _build_data(run: AdapterRun, parts: _Model, mesh, eval_fn) -> _AdapterData:
+    """One adapter's training stream (its condition, its seed's order) and validation."""
+    config = run.config
+    t, d = config.train, config.data
     sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
+    # The first process builds (TFDS skips an existing build); the others wait for it.
     if jax.process_index() == 0:
         data_lib.build(d.condition, d.data_dir, **sizes)
     if jax.process_count() > 1:
-        multihost_utils.sync_global_devices("pathjax data built")
-    train_records = data_lib.load(d.condition, "train", d.data_dir, **sizes)
-    val_records = data_lib.load(d.condition, "validation", d.data_dir, **sizes)
-    buckets = tuple(d.get("buckets", ())) or None
+        multihost_utils.sync_global_devices(f"pathjax data built: {run.name}")
     iterator = pipeline.make_iterator(
-        train_records,
-        tokenizer,
+        data_lib.load(d.condition, "train", d.data_dir, **sizes),
+        parts.tokenizer,
         global_batch_size=t.global_batch_size,
         seed=t.seed,
         num_epochs=None,
         max_length=d.max_length,
-        buckets=buckets,
+        buckets=tuple(d.get("buckets", ())) or None,
         batch_by_format=bool(d.get("batch_by_format", False)),
     )
-    val_batches = list(
-        pipeline.make_batches(
-            val_records,
-            tokenizer,
-            global_batch_size=t.global_batch_size,
-            shuffle=False,
-            num_epochs=1,
-            max_length=d.max_length,
-            buckets=buckets,
-        )
-    )[: max(1, t.eval_batches)]
-    # Items balanced over where the target is listed (a head slice can favour one position).
-    choice_items = {
-        split: subsets.balanced(
-            list(
-                val_records
-                if split == "validation"
-                else data_lib.load(d.condition, split, d.data_dir, **sizes)
-            ),
-            t.eval_choice_items,
-        )
-        for split in _choice_splits(t)
-    }
-    bos = pipeline.bos_prefix(tokenizer)
-    batch_ways = mesh.shape["data"] * mesh.shape["fsdp"]
-    choice_batch = batch_ways * max(1, 8 // batch_ways)
+    validator = Validator(
+        config,
+        parts.tokenizer,
+        mesh,
+        eval_fn,
+        parts.eval_graphdef,
+        parts.controls,
+        data_lib.load(d.condition, "validation", d.data_dir, **sizes),
+    )
+    return _AdapterData(iterator, validator)
 
-    def choice_fn(current_adapters, split):
-        records = choice_items.get(split)
-        if not records or t.eval_choice_items <= 0:
-            return {}
-        scores = choice_eval.option_scores(
-            eval_graphdef,
-            (current_adapters, controls, base),
-            records,
-            tokenizer,
-            prefix=bos,
-            batch_size=choice_batch,
-            place=lambda arrays: _global_batch(mesh, arrays),
-        )
-        targets = np.asarray([r["target_index"] for r in records])
-        formats = [r.get("format", "") for r in records]
-        return choice_eval.choice_metrics(scores, targets, formats)
 
-    tx, _ = optimizer.make_optimizer(t)
-    opt_state = jax.jit(tx.init)(adapters)
+def _initial_state(config, adapters, runs: Sequence[AdapterRun], mesh) -> step_lib.TrainState:
+    tx, _ = optimizer.make_optimizer(config.train)
+    keys = [jax.random.key_data(jax.random.key(int(r.config.train.seed))) for r in runs]
     state = step_lib.TrainState(
-        step=jnp.zeros((), jnp.int32),
+        step=jnp.zeros((len(runs),), jnp.int32),
         adapters=adapters,
-        opt_state=opt_state,
-        rng=jax.random.key_data(jax.random.key(t.seed)),
+        opt_state=jax.jit(jax.vmap(tx.init))(adapters),
+        rng=jnp.stack(keys),
     )
-    # Scalars (step, rng, the optimizer's count) are replicated over the mesh; adapters and
-    # their moments keep the shardings of their logical names.
-    state = jax.tree.map(lambda x: x if _on_mesh(x, mesh) else jax.device_put(x, replicated), state)
-    state_shardings = jax.tree.map(lambda x: x.sharding, state)
-    expected_meta = {
-        "model": identity.model_identity(config, model),
-        "dataset": identity.dataset_identity(config),
+    # Per-adapter scalars (step, rng, the optimizer's count) are replicated over the mesh;
+    # adapters and their moments keep the shardings of their logical names.
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return jax.tree.map(lambda x: x if _on_mesh(x, mesh) else jax.device_put(x, replicated), state)
+
+
+def _run_identity(runs: Sequence[AdapterRun], parts: _Model) -> dict[str, Any]:
+    """What a resume must agree with: layout, base model, each adapter and its dataset."""
+    return {
+        "layout": stacking.LAYOUT,
+        "model": identity.model_identity(runs[0].config, parts.model),
+        "dataset": [identity.dataset_identity(r.config) for r in runs],
+        "adapters": [r.describe() for r in runs],
     }
 
-    checkpointer = checkpointing.Checkpointer(
-        os.path.join(workdir, "checkpoints"), every=t.checkpoint_every, keep=t.keep_checkpoints
+
+def _write_pointers(runs: Sequence[AdapterRun], run_dir: str) -> None:
+    """Each adapter's workdir says where its checkpoints are (evaluation and export read it)."""
+    for index, run in enumerate(runs):
+        os.makedirs(run.workdir, exist_ok=True)
+        if os.path.abspath(run.workdir) == os.path.abspath(run_dir):
+            continue
+        pointer = {
+            "run_dir": os.path.relpath(os.path.abspath(run_dir), os.path.abspath(run.workdir)),
+            "index": index,
+            "adapters": [r.describe() for r in runs],
+        }
+        with open(os.path.join(run.workdir, STACKED_POINTER), "w") as f:
+            json.dump(pointer, f, indent=1)
+
+
+class _Throughput:
+    """Tokens/s and MFU over a logging window, against an honest, labelled ceiling.
+
+    Only real (unpadded) tokens count, for throughput and for FLOPs: padding is work a better
+    batching would not do. The ceiling is `train.peak_flops_per_device` (a datasheet figure)
+    or the measured matmul peak; if a window ever beats a measured ceiling, the peak is
+    measured again (the first measurement ran under load) and the ceiling only ever rises.
+    """
+
+    def __init__(self, config, model_config, adapter_shapes):
+        t = config.train
+        self.model_config, self.adapter_shapes = model_config, adapter_shapes
+        self.datasheet = float(t.peak_flops_per_device or 0.0)
+        self.dtype = config.model.dtype
+        self.ceiling = self.datasheet or peak.measured_matmul_peak(self.dtype)
+        self.label = "datasheet (train.peak_flops_per_device)" if self.datasheet else "measured"
+        self.reset()
+
+    def describe(self) -> str:
+        what = (
+            "the configured datasheet peak"
+            if self.datasheet
+            else f"the measured {self.dtype} matmul peak (best of 5)"
+        )
+        return f"MFU ceiling: {what}, {self.ceiling / 1e9:.1f} GFLOP/s per device"
+
+    def reset(self) -> None:
+        self.start, self.tokens, self.flops = time.perf_counter(), 0.0, 0.0
+
+    def add(self, real_tokens_k, target_tokens_k, rows: int) -> None:
+        for tokens, head in zip(real_tokens_k, target_tokens_k, strict=True):
+            mean_length = max(tokens / max(rows, 1), 1.0)
+            self.tokens += tokens
+            self.flops += flops.lora_training_flops(
+                self.model_config, self.adapter_shapes, tokens, mean_length, head
+            )
+
+    def window(self) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        achieved = self.flops / elapsed / jax.device_count()
+        if achieved > self.ceiling and not self.datasheet:
+            self.ceiling = max(self.ceiling, peak.measured_matmul_peak(self.dtype, fresh=True))
+        if achieved > self.ceiling:
+            # Still above: the matmul benchmark is not this machine's peak. Say so rather
+            # than report an MFU above 1.
+            tqdm.tqdm.write(
+                f"WARNING: {achieved / 1e9:.1f} GFLOP/s per device beats the MFU ceiling "
+                f"({self.label}, {self.ceiling / 1e9:.1f}); the ceiling is raised to it."
+            )
+            self.ceiling = achieved
+        return {
+            "tokens_per_s": self.tokens / elapsed,
+            "mfu": achieved / self.ceiling,
+            "mfu_ceiling_flops_per_s": self.ceiling,
+        }
+
+
+def train_stacked(
+    runs: Sequence[AdapterRun], run_dir: str, *, max_steps: int | None = None
+) -> list[TrainResult]:
+    """Trains (or resumes) the adapters of `runs` as one stacked run; its checkpoints go to
+    `run_dir/checkpoints`, each adapter's metrics, TensorBoard and PEFT export to its workdir.
+    """
+    stacking.check_stackable(runs)
+    for run in runs:
+        _check_config(run.config)
+    config = runs[0].config  # What the adapters share (check_stackable).
+    t = config.train
+    maybe_initialize_distributed(config)
+    os.makedirs(run_dir, exist_ok=True)
+    _write_pointers(runs, run_dir)
+
+    mesh = sharding_lib.make_mesh(tuple(config.mesh.shape))
+    rules = sharding_lib.rules_from_config(dict(config.mesh.rules))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    parts = _build_model(config, mesh, rules)
+    state = _initial_state(config, _initial_adapters(parts, runs, mesh, rules), runs, mesh)
+    step_fn, eval_fn = _jitted_steps(
+        config,
+        parts.train_graphdef,
+        parts.eval_graphdef,
+        parts.controls,
+        jax.tree.map(lambda x: x.sharding, state),
+        jax.tree.map(lambda x: x.sharding, parts.base),
+        replicated,
     )
-    restored = checkpointer.restore_latest(jax.tree.map(_abstract, state), expected_meta)
+    data = [_build_data(run, parts, mesh, eval_fn) for run in runs]
+
+    run_identity = _run_identity(runs, parts)
+    checkpointer = checkpointing.Checkpointer(
+        os.path.join(run_dir, "checkpoints"), every=t.checkpoint_every, keep=t.keep_checkpoints
+    )
+    restored = checkpointer.restore_latest(jax.tree.map(_abstract, state), run_identity)
     if restored is not None:
         state, meta = restored
-        iterator.set_state(meta["data_iterator"])
-        print(f"Resumed from step {int(state.step)} in {checkpointer.directory}")
+        for adapter_data, iterator_state in zip(data, meta["data_iterators"], strict=True):
+            adapter_data.iterator.set_state(iterator_state)
+        print(f"Resumed from step {int(state.step[0])} in {checkpointer.directory}")
 
     def meta_now() -> dict[str, Any]:
         return {
-            **expected_meta,
-            "data_iterator": iterator.get_state(),
-            "lora": dataclasses.asdict(lora_config),
-            "lora_paths": paths,
-            "config": json.loads(config.to_json_best_effort()),
+            **run_identity,
+            "data_iterators": [a.iterator.get_state() for a in data],
+            "lora": dataclasses.asdict(parts.lora_config),
+            "lora_paths": parts.paths,
+            "configs": [json.loads(r.config.to_json_best_effort()) for r in runs],
             "versions": checkpointing.library_versions(),
         }
 
-    step_fn, eval_fn = _jitted_steps(
-        config,
-        train_graphdef,
-        eval_graphdef,
-        controls,
-        state_shardings,
-        jax.tree.map(lambda x: x.sharding, base),
-        replicated,
-    )
-    shapes = [
-        (lr.lora_a.shape[-2], lr.lora_b.shape[-1], lora_config.rank)
-        for _, lr in lora.adapters(model)
-    ]
-    peak_flops = t.peak_flops_per_device or peak.measured_matmul_peak(config.model.dtype)
-    writer = metrics.MetricsWriter(workdir, tensorboard=t.tensorboard)
-    last_val: dict[str, float] = {}
-    start_step = int(state.step)
+    start_step = int(state.step[0])
     end_step = t.num_steps if max_steps is None else min(t.num_steps, max_steps)
+    writers = [
+        metrics.MetricsWriter(r.workdir, tensorboard=t.tensorboard, resume_step=start_step)
+        for r in runs
+    ]
+    shapes = [
+        (m.lora_a.shape[-2], m.lora_b.shape[-1], parts.lora_config.rank)
+        for _, m in lora.adapters(parts.model)
+    ]
+    throughput = _Throughput(config, parts.model.config, shapes)
+    if start_step < end_step:
+        tqdm.tqdm.write(throughput.describe())
+    last_val: list[dict[str, float]] = [{} for _ in runs]
+    label = runs[0].name if len(runs) == 1 else f"{len(runs)} adapters"
     progress = tqdm.tqdm(
-        total=t.num_steps, initial=start_step, desc="train", unit="step", disable=None
+        total=t.num_steps, initial=start_step, desc=f"train {label}", unit="step", disable=None
     )
-    window_start, window_tokens, window_flops = time.perf_counter(), 0, 0.0
     try:
         for current in range(start_step, end_step):
-            local = next(iterator)
-            batch = _global_batch(mesh, local)
-            state, step_metrics = step_fn(state, base, batch)
-            host = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-            if not math.isfinite(host["loss"]):
-                checkpointer.wait()
-                good = checkpointer.steps()
-                raise TrainingDivergedError(
-                    f"The loss became {host['loss']} at step {current + 1}. The last good "
-                    f"checkpoint is step {good[-1] if good else 'none'} in "
-                    f"{checkpointer.directory}; lower train.learning_rate or check the data, "
-                    "then resume."
-                )
+            local = stacking.stack_batches([next(a.iterator) for a in data])
+            batch = global_batch(mesh, local, leading=1)
+            state, step_metrics = step_fn(state, parts.base, batch)
+            host = {k: np.asarray(v) for k, v in jax.device_get(step_metrics).items()}
+            _check_finite(host["loss"], runs, current, checkpointer)
             done = current + 1
-            seq_len = local["input_ids"].shape[1]
-            tokens = t.global_batch_size * seq_len
-            window_tokens += tokens
-            head_tokens = t.global_batch_size * local["target_positions"].shape[1]
-            window_flops += flops.lora_training_flops(
-                model.config, shapes, tokens, seq_len, head_tokens
-            )
+            throughput.add(host["real_tokens"], host["target_tokens"], t.global_batch_size)
             progress.update(1)
-            progress.set_postfix(loss=f"{host['loss']:.3f}")
+            progress.set_postfix(loss=" ".join(f"{x:.3f}" for x in host["loss"]))
             if done % t.log_every == 0 or done == end_step:
-                elapsed = time.perf_counter() - window_start
-                host["tokens_per_s"] = window_tokens / elapsed
-                host["mfu"] = window_flops / elapsed / (peak_flops * jax.device_count())
-                writer.write(done, "train", host)
-                window_start, window_tokens, window_flops = time.perf_counter(), 0, 0.0
+                shared = throughput.window()
+                for k, writer in enumerate(writers):
+                    row = {name: float(v[k]) for name, v in host.items()}
+                    writer.write(done, "train", {**row, **shared})
+                throughput.reset()
             if done % t.eval_every == 0 or done == t.num_steps:
-                last_val = validate(eval_fn, state.adapters, base, mesh, val_batches, choice_fn)
-                writer.write(done, "validation", last_val)
-                progress.write(
-                    f"step {done}: "
-                    + ", ".join(f"validation {k} {v:.4f}" for k, v in last_val.items())
-                )
-                for split in _choice_splits(t):
-                    if split != "validation" and (held_out := choice_fn(state.adapters, split)):
-                        writer.write(done, split, held_out)
-                        progress.write(
-                            f"step {done}: {split} choice_accuracy_per_char "
-                            f"{held_out['choice_accuracy_per_char']:.4f}"
-                        )
-                window_start = time.perf_counter()  # Validation time is not training time.
+                last_val = _validate(state, parts, data, runs, writers, done, progress)
+                throughput.reset()  # Validation time is not training time.
             checkpointer.save(done, state, meta_now, force=done == end_step)
     finally:
         progress.close()
         checkpointer.close()
-        writer.close()
+        for writer in writers:
+            writer.close()
+    return _export(state, parts, runs, last_val)
+
+
+def _check_finite(loss_k, runs, current: int, checkpointer) -> None:
+    bad = [r.name for r, loss in zip(runs, loss_k, strict=True) if not math.isfinite(loss)]
+    if bad:
+        checkpointer.wait()
+        good = checkpointer.steps()
+        raise TrainingDivergedError(
+            f"The loss of {', '.join(bad)} became {loss_k} at step {current + 1}. The last good "
+            f"checkpoint is step {good[-1] if good else 'none'} in {checkpointer.directory}; "
+            "lower train.learning_rate or check the data, then resume."
+        )
+
+
+def _validate(state, parts, data, runs, writers, done, progress) -> list[dict[str, float]]:
+    """Each adapter on its own validation data and held-out splits."""
+    results = []
+    for k, (run, adapter_data, writer) in enumerate(zip(runs, data, writers, strict=True)):
+        adapters = stacking.unstack(state.adapters, k)
+        values = adapter_data.validator.validate(adapters, parts.base)
+        writer.write(done, "validation", values)
+        prefix = f"step {done}: " + (f"{run.name} " if len(runs) > 1 else "")
+        progress.write(prefix + ", ".join(f"validation {n} {v:.4f}" for n, v in values.items()))
+        for split, held_out in adapter_data.validator.held_out(adapters, parts.base).items():
+            writer.write(done, split, held_out)
+            progress.write(
+                f"{prefix}{split} choice_accuracy_per_char "
+                f"{held_out['choice_accuracy_per_char']:.4f}"
+            )
+        results.append(values)
+    return results
+
+
+def _export(state, parts: _Model, runs, last_val) -> list[TrainResult]:
+    """Every adapter's PEFT folder (when its training is complete) and result."""
+    from pathjax.train import export  # The model card's training summary.
 
     # Every process takes part in the gather; adapters may be split across hosts.
     adapters_host = multihost_utils.process_allgather(state.adapters, tiled=True)
-    nnx.update(model, adapters_host)
-    if checkpointing.is_primary() and int(state.step) == t.num_steps:
-        peft_format.export_peft(
-            model,
-            lora_config,
-            os.path.join(workdir, "adapter"),
-            base_model=expected_meta["model"]["source"],
+    final_step = int(state.step[0])
+    results = []
+    for k, run in enumerate(runs):
+        adapters_k = stacking.unstack(adapters_host, k)
+        nnx.update(parts.model, adapters_k)
+        config = run.config
+        if checkpointing.is_primary() and final_step == config.train.num_steps:
+            peft_format.export_peft(
+                parts.model,
+                parts.lora_config,
+                os.path.join(run.workdir, "adapter"),
+                base_model=identity.model_identity(config, parts.model)["source"],
+                training=export.training_summary(config, final_step),
+            )
+        results.append(
+            TrainResult(
+                workdir=run.workdir,
+                final_step=final_step,
+                adapters=adapters_k,
+                lora_config=parts.lora_config,
+                model=parts.model,
+                tokenizer=parts.tokenizer,
+                validation=last_val[k],
+            )
         )
-    return TrainResult(
-        workdir=workdir,
-        final_step=int(state.step),
-        adapters=adapters_host,
-        lora_config=lora_config,
-        model=model,
-        tokenizer=tokenizer,
-        validation=last_val,
-    )
+    return results
 
 
-# Jitted steps by what they depend on. The conditions of a study train in one process with the
-# same shapes; reusing the jitted functions skips the trace and the compilation (about a minute
-# for a 30-layer model on a 2-core CPU) for every run after the first.
+# ---------------------------------------------------------------------------------------------
+# Compiled steps.
+
+# Jitted steps by what they depend on. Runs of one process with the same shapes (a study's
+# architectures, tests) reuse them and skip the trace and the compilation (about a minute for
+# a 30-layer model on a 2-core CPU). The key holds only what the step computes with: not the
+# seeds (they are state), not logging, evaluation or checkpoint intervals.
 _STEP_CACHE: dict[tuple, tuple[Any, Any]] = {}
+_STEP_FIELDS = (
+    "learning_rate",
+    "final_lr_fraction",
+    "warmup_steps",
+    "num_steps",
+    "weight_decay",
+    "b1",
+    "b2",
+    "max_grad_norm",
+    "grad_accumulation",
+)
 
 
 def _jitted_steps(
     config, train_graphdef, eval_graphdef, controls, state_shardings, base_shardings, replicated
 ):
+    t = config.train
     key = (
         train_graphdef,
         eval_graphdef,
-        config.train.to_json_best_effort(sort_keys=True),
+        tuple((name, t[name]) for name in _STEP_FIELDS),
         config.lora.to_json_best_effort(sort_keys=True),
         config.model.to_json_best_effort(sort_keys=True),
         repr(jax.tree.leaves(controls)),
@@ -360,19 +503,17 @@ def _jitted_steps(
     )
     if key in _STEP_CACHE:
         return _STEP_CACHE[key]
-    t = config.train
     tx, schedule = optimizer.make_optimizer(t)
+    one_adapter = functools.partial(
+        step_lib.train_step,
+        graphdef=train_graphdef,
+        controls=controls,
+        tx=tx,
+        schedule=schedule,
+        accumulation=t.grad_accumulation,
+    )
     step_fn = jax.jit(
-        lambda s, b, batch: step_lib.train_step(
-            s,
-            b,
-            batch,
-            graphdef=train_graphdef,
-            controls=controls,
-            tx=tx,
-            schedule=schedule,
-            accumulation=t.grad_accumulation,
-        ),
+        jax.vmap(one_adapter, in_axes=(0, None, 0)),
         in_shardings=(state_shardings, base_shardings, None),
         out_shardings=(state_shardings, replicated),
         donate_argnums=(0,),

@@ -156,6 +156,8 @@ def train_step(
         "update_norm": optax.global_norm(updates),
         "learning_rate": schedule(state.step),
         "target_tokens": tokens,
+        # Unpadded input tokens: what throughput and MFU count (padding is not useful work).
+        "real_tokens": jnp.sum(batch["attention_mask"]).astype(jnp.float32),
     }
     new_state = TrainState(state.step + 1, adapters, opt_state, state.rng)
     return new_state, metrics
