@@ -16,6 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAYERS = {
     "configs": 0,
     "pathjax.data": 1,
+    "pathjax.provenance": 1,
     "pathjax.models": 2,
     "pathjax.lora": 2,
     "pathjax.peft_format": 2,

@@ -25,6 +25,7 @@ from pathjax.probes import evaluator as evaluator_lib
 from pathjax.probes import families as families_lib
 from pathjax.probes import items as items_lib
 from pathjax.probes import records as records_lib
+from pathjax.train import identity
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +93,31 @@ def _relative_to(path: str, out_dir: str) -> str:
     return os.path.relpath(os.path.abspath(path), os.path.abspath(out_dir))
 
 
+def adapter_digest(source: AdapterSource) -> str:
+    """SHA-256 of the files that hold `source`'s weights: its PEFT safetensors, or the
+    checkpoint step it names (a stacked run's checkpoint holds every adapter of the run)."""
+    peft_dir = adapters.peft_folder(source.path) if source.step is None else None
+    if peft_dir is not None:
+        files = [os.path.join(peft_dir, "adapter_model.safetensors")]
+    else:
+        from pathjax.train import restore  # Training code only when checkpoints are read.
+
+        steps = restore.checkpoint_steps(source.path)
+        step = source.step if source.step is not None else (steps[-1] if steps else None)
+        folder = os.path.join(restore.checkpoint_directory(source.path), str(step))
+        files = sorted(
+            os.path.join(root, name) for root, _, names in os.walk(folder) for name in names
+        )
+    digest = hashlib.sha256()
+    for path in files:
+        if os.path.isfile(path):
+            digest.update(os.path.basename(path).encode())
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
 def _fingerprint(payload: dict[str, Any]) -> str:
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -118,6 +144,10 @@ def score_models(
             "limits": dataclasses.asdict(limits),
             "suite": suite.digest,
             "model": config.model.to_dict(),
+            # What the adapters and P1's items are, not only where: a retrain into the same
+            # folder or another dataset must not reuse old records.
+            "adapter_contents": [adapter_digest(s) for s in sources],
+            "data": identity.dataset_identity(config),
         }
     )
     folder = os.path.join(out_dir, "records", fingerprint)

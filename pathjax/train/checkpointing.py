@@ -7,7 +7,6 @@ read is reported and the previous one is tried, so a crash during a save loses o
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 from collections.abc import Callable
 from typing import Any
@@ -27,16 +26,6 @@ class NoUsableCheckpointError(RuntimeError):
 
 # A resume must agree on these; other metadata (config, versions) is informational.
 MUST_MATCH = ("layout", "model", "adapters", "dataset")
-
-
-def library_versions() -> dict[str, str | None]:
-    versions = {}
-    for package in ("pathjax", "jax", "flax", "optax", "orbax-checkpoint", "grain"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
 
 
 class Checkpointer:

@@ -30,7 +30,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 from pathjax import data as data_lib
-from pathjax import lora, peft_format
+from pathjax import lora, peft_format, provenance
 from pathjax import sharding as sharding_lib
 from pathjax.data import pipeline, schema
 from pathjax.models import flops, from_config
@@ -315,7 +315,10 @@ def train_stacked(
     t = config.train
     maybe_initialize_distributed(config)
     os.makedirs(run_dir, exist_ok=True)
-    _write_pointers(runs, run_dir)
+    if checkpointing.is_primary():
+        _write_pointers(runs, run_dir)
+        for run in runs:  # Each adapter's folder says what made it.
+            provenance.write(run.workdir, run.config)
 
     mesh = sharding_lib.make_mesh(tuple(config.mesh.shape))
     rules = sharding_lib.rules_from_config(dict(config.mesh.rules))
@@ -351,7 +354,7 @@ def train_stacked(
             "lora": dataclasses.asdict(parts.lora_config),
             "lora_paths": parts.paths,
             "configs": [json.loads(r.config.to_json_best_effort()) for r in runs],
-            "versions": checkpointing.library_versions(),
+            "versions": provenance.library_versions(),
         }
 
     start_step = int(state.step[0])

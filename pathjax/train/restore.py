@@ -51,6 +51,11 @@ def _locate(workdir: str) -> _Location:
     return _Location(os.path.join(run_dir, "checkpoints"), info["index"], len(info["adapters"]))
 
 
+def checkpoint_directory(workdir: str) -> str:
+    """Where `workdir`'s checkpoints are (its own folder, or its stacked run's)."""
+    return _locate(workdir).directory
+
+
 def checkpoint_steps(workdir: str) -> list[int]:
     directory = _locate(workdir).directory
     if not os.path.isdir(directory):

@@ -193,3 +193,18 @@ def test_records_fingerprint_reads_adapter_paths_relative_to_the_output(tmp_path
         str(tmp_path / "runs/study/depression"), str(tmp_path / "runs/study/eval")
     )
     assert relative == absolute == "../depression"
+
+
+def test_records_fingerprint_changes_when_the_adapter_is_retrained(tmp_path):
+    """A retrain into the same folder must not reuse the old adapter's records."""
+    from pathjax.probes import run
+
+    folder = tmp_path / "depression" / "adapter"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "adapter_model.safetensors").write_bytes(b"weights one")
+    source = run.AdapterSource("depression", str(tmp_path / "depression"))
+    before = run.adapter_digest(source)
+    assert run.adapter_digest(source) == before  # Stable while nothing changes.
+    (folder / "adapter_model.safetensors").write_bytes(b"weights two")
+    assert run.adapter_digest(source) != before

@@ -393,3 +393,13 @@ def test_cross_architecture_summary(planted, tmp_path):
     (dep,) = _md_rows(md, "P1 target-class top-choice rate (test_domains)")["depression"]
     assert dep[3:] == ["-", "one architecture"]  # no P1 in the flipped report
     assert "nothing to compare" in report_lib.cross_architecture_summary({"llama": full})
+
+
+def test_the_report_says_where_it_came_from(planted):
+    paths, rep = planted
+    block = rep["provenance"]
+    assert block["libraries"]["jax"] and block["devices"]["count"] >= 1 and block["date"]
+    assert block["command"]  # The command line that made it.
+    folder = paths["report.json"].parent
+    assert json.loads((folder / "provenance.json").read_text())["pathjax"] == block["pathjax"]
+    assert "Made by pathjax" in paths["report.md"].read_text()

@@ -97,6 +97,11 @@ def test_stacked_training_writes_each_adapter_its_own_outputs(stacked):
         assert os.path.isfile(os.path.join(run.workdir, "adapter", "adapter_config.json"))
         with open(os.path.join(run.workdir, restore.STACKED_POINTER)) as f:
             assert json.load(f)["index"] == k
+        # Each adapter's folder says what made it: its config and the provenance block.
+        with open(os.path.join(run.workdir, "config.json")) as f:
+            assert json.load(f)["data"]["condition"] == run.config.data.condition
+        with open(os.path.join(run.workdir, "provenance.json")) as f:
+            assert json.load(f)["libraries"]["jax"]
         assert [r["step"] for r in metrics.read_metrics(run.workdir) if r["split"] == "train"] == [
             1,
             2,

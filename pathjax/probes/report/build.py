@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pathjax import provenance
 from pathjax.probes.records import Record, check_unique
 from pathjax.probes.report import figures
 from pathjax.probes.report.context import ReportContext, Settings
@@ -160,7 +161,8 @@ def write_report(
     config: Any = None,
     **settings: Any,
 ) -> dict[str, Path]:
-    """Write report.json, report.md, figures/*.png and generations.md into `out_dir`; return
+    """Write report.json, report.md, figures/*.png, generations.md, provenance.json and (with
+    `config`) config.json into `out_dir`; return
     {name: path} ("report.json", "report.md", "generations.md", "figures/<name>.png").
     `config` as in `build_report`; keywords: the `Settings` fields (n_resamples,
     n_permutations, ci, seed)."""
@@ -172,6 +174,8 @@ def write_report(
     figs = figures.report_figures(report, _jsd_values(ctx), out_dir / "figures")
     report["figures"] = {k: str(p.relative_to(out_dir)) for k, p in figs.items()}
     report["seconds_figures"] = round(time.perf_counter() - start, 3)
+    report["provenance"] = provenance.collect()
+    provenance.write(str(out_dir), config)
     paths = {
         "report.json": out_dir / "report.json",
         "report.md": out_dir / "report.md",

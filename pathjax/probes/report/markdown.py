@@ -37,11 +37,32 @@ def markdown_report(report: Mapping[str, Any], figure_paths: Sequence[str] = ())
     out += _effects_md(report)
     out += _levels_md(report)
     out += _dose_md(report.get("dose_response") or [])
-    out += ["## Run", ""] + _metadata_md(md) + [""]
+    out += ["## Run", ""] + _metadata_md(md) + _provenance_md(report.get("provenance")) + [""]
     if figure_paths:
         out += ["## Figures", ""] + [f"![{Path(p).stem}]({p})" for p in figure_paths] + [""]
     out += ["## Notes", ""] + ([f"- {n}" for n in report["notes"]] or ["None."]) + [""]
     return "\n".join(out)
+
+
+def _provenance_md(block: Mapping[str, Any] | None) -> list[str]:
+    """Where the report came from, in one line (the whole block is in report.json)."""
+    if not block:
+        return []
+    git = block.get("git") or {}
+    commit = git.get("commit", "")[:12] + (" with local changes" if git.get("dirty") else "")
+    devices = block.get("devices") or {}
+    libraries = block.get("libraries") or {}
+    versions = ", ".join(f"{k} {v}" for k, v in libraries.items() if v and k in _SHOWN)
+    return [
+        f"- Made by pathjax {block.get('pathjax')}"
+        + (f" at commit {commit}" if commit else "")
+        + f" on {devices.get('count')} {devices.get('backend')} device(s) "
+        f"({', '.join(devices.get('kinds') or [])}), {block.get('date')}; {versions}. "
+        "Full provenance and config: report.json, config.json."
+    ]
+
+
+_SHOWN = ("jax", "flax", "transformers", "numpy")
 
 
 def _headline_md(report: Mapping[str, Any]) -> list[str]:
