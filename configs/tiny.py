@@ -58,6 +58,8 @@ def _random(config):
     config.data.train_size = 64
     config.data.eval_size = 16
     config.data.max_length = 128
+    # One device: test-sized runs only pay for a mesh; the sharding tests set their own.
+    config.mesh.shape = (1, 1, 1)
     config.train.num_steps = 6
     config.train.eval_every = 6
     config.train.eval_batches = 1

@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
+from orbax.checkpoint.checkpoint_managers import preservation_policy, save_decision_policy
 
 
 class CheckpointMismatchError(ValueError):
@@ -29,14 +30,39 @@ MUST_MATCH = ("layout", "model", "adapters", "dataset")
 
 
 class Checkpointer:
-    def __init__(self, directory: str, *, every: int, keep: int, use_async: bool = True):
+    """An orbax CheckpointManager with pathjax's two items, `state` and `meta`.
+
+    Saving every `every` steps and keeping the newest `keep` are orbax policies
+    (FixedIntervalPolicy, LatestN), not the options orbax 0.12 deprecates. `read_only=True`
+    (evaluation, export) opens the folder without creating, saving or deleting anything.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        every: int = 1,
+        keep: int = 1000,
+        use_async: bool = True,
+        read_only: bool = False,
+    ):
         self.directory = os.path.abspath(directory)
-        self.every = every
+        registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+        for item, save, restore in (
+            ("state", ocp.args.StandardSave, ocp.args.StandardRestore),
+            ("meta", ocp.args.JsonSave, ocp.args.JsonRestore),
+        ):
+            registry.add(item, save)
+            registry.add(item, restore)
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, enable_async_checkpointing=use_async, create=True
+            save_decision_policy=save_decision_policy.FixedIntervalPolicy(every),
+            preservation_policy=preservation_policy.LatestN(keep),
+            enable_async_checkpointing=use_async and not read_only,
+            create=not read_only,
+            read_only=read_only,
         )
         self.manager = ocp.CheckpointManager(
-            self.directory, options=options, item_names=("state", "meta")
+            self.directory, options=options, handler_registry=registry
         )
 
     def steps(self) -> list[int]:
@@ -53,9 +79,9 @@ class Checkpointer:
         """Saves at every `every`-th step (or when forced). `meta` may be a function: it is
         then called only when a checkpoint is written (it reads package versions, slow to do
         at every step)."""
-        if not force and step % self.every:
-            return False
         if step in self.manager.all_steps():
+            return False
+        if not (force or self.manager.should_save(step)):
             return False
         if callable(meta):
             meta = meta()

@@ -60,7 +60,11 @@ def checkpoint_steps(workdir: str) -> list[int]:
     directory = _locate(workdir).directory
     if not os.path.isdir(directory):
         return []
-    return checkpointing.Checkpointer(directory, every=1, keep=1000, use_async=False).steps()
+    checkpointer = checkpointing.Checkpointer(directory, read_only=True)
+    try:
+        return checkpointer.steps()
+    finally:
+        checkpointer.close()
 
 
 def load_trained(config, workdir: str, step: int | None = None) -> TrainedModel:
@@ -77,7 +81,7 @@ def load_trained(config, workdir: str, step: int | None = None) -> TrainedModel:
     lora_config = identity.lora_config_from(config)
     lora.add_lora(model, lora_config, rngs=nnx.Rngs(0))
     _, adapters, _, _ = step_lib.split_model(model)
-    checkpointer = checkpointing.Checkpointer(where.directory, every=1, keep=1000, use_async=False)
+    checkpointer = checkpointing.Checkpointer(where.directory, read_only=True)
     try:
         chosen = step if step is not None else steps[-1]
         meta = checkpointer.read_meta(chosen)
