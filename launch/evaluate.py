@@ -9,7 +9,6 @@ An adapter is `name=PATH` (a PEFT folder or a finished training workdir) or `nam
 conditions (depression, paranoia, control) label the report's rows.
 """
 
-import os
 
 from launch import common
 
@@ -18,6 +17,7 @@ common.set_hub_access()  # Before anything imports huggingface_hub.
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from pathjax import storage  # noqa: E402
 from pathjax.probes import run  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Base model config (configs/*.py).")
@@ -31,7 +31,7 @@ def main(argv):
     sources = [run.AdapterSource.parse(text) for text in _ADAPTERS.value]
     paths = run.evaluate_and_report(_CONFIG.value, sources, _WORKDIR.value)
     for name, path in paths.items():
-        print(f"{name}: {os.path.abspath(path)}")
+        print(f"{name}: {storage.absolute(path)}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from etils import epath
+
+from pathjax import storage
 from pathjax.models import embedded
 
 PRESET_PREFIX = "preset:"  # How training names a base of random weights (train/loop.py).
@@ -63,15 +66,15 @@ def base_model(source: str) -> BaseModel:
             f"Trained on random weights of the {preset} architecture (a pathjax preset), not "
             "on pretrained weights: it fits the architecture only, for tests and benchmarks.",
         )
-    if os.path.isdir(source):
-        return BaseModel(os.path.abspath(source))
-    if os.path.isfile(source):
+    if epath.Path(source).is_dir():
+        return BaseModel(storage.absolute(source))
+    if epath.Path(source).is_file():
         for name, entry in embedded.EMBEDDED.items():
             if os.path.basename(source) == entry.filename and name in EMBEDDED_BASES:
                 return EMBEDDED_BASES[name]
         return BaseModel(
             None,
-            f"Trained on the GGUF file {os.path.abspath(source)}; load it with transformers' "
+            f"Trained on the GGUF file {storage.absolute(source)}; load it with transformers' "
             "`gguf_file=` argument and attach the adapter with `PeftModel.from_pretrained`.",
         )
     if not source:
@@ -87,7 +90,10 @@ def model_card(
 
     front = ["---", "library_name: peft", "pipeline_tag: text-generation"]
     tags = ["lora", "pathjax"]
-    if base.name_or_path and not os.path.isabs(base.name_or_path):
+    is_folder = base.name_or_path and (
+        os.path.isabs(base.name_or_path) or storage.is_remote(base.name_or_path)
+    )
+    if base.name_or_path and not is_folder:
         front.append(f"base_model: {base.name_or_path}")
         tags.append(f"base_model:adapter:{base.name_or_path}")
     front += ["tags:", *(f"- {tag}" for tag in tags), "---", ""]

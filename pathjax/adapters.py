@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from etils import epath
 from flax import nnx
 
 from pathjax import peft_format
@@ -26,7 +27,7 @@ def split_step(text: str) -> tuple[str, int | None]:
     splits at its last `@`, and only when a step number follows: `runs/a@b/run@40` is
     `runs/a@b/run` at step 40, and `runs/user@host/run` stays one path.
     """
-    if os.path.exists(text):
+    if epath.Path(text).exists():
         return text, None
     path, sep, step = text.rpartition("@")
     if sep and path and step.isdigit():
@@ -36,8 +37,8 @@ def split_step(text: str) -> tuple[str, int | None]:
 
 def peft_folder(path: str) -> str | None:
     """`path` if it is a PEFT folder, its finished run's `adapter/` folder, else None."""
-    for folder in (path, os.path.join(path, FINAL_ADAPTER)):
-        if os.path.isfile(os.path.join(folder, "adapter_config.json")):
+    for folder in (path, os.path.join(os.fspath(path), FINAL_ADAPTER)):
+        if (epath.Path(folder) / "adapter_config.json").is_file():
             return folder
     return None
 
@@ -49,7 +50,7 @@ def model_with_adapter(config, spec: str) -> tuple[nnx.Module, Any, str]:
     must match the run's: `configs/<model>.py:<condition>`); a PEFT folder needs only the model.
     """
     path, step = split_step(spec)
-    if not os.path.isdir(path):
+    if not epath.Path(path).is_dir():
         raise FileNotFoundError(f"Adapter {spec!r}: {path} is not a folder.")
     folder = peft_folder(path) if step is None else None
     if folder is not None:

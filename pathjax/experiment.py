@@ -25,10 +25,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import tqdm
+from etils import epath
 
 from pathjax import data as data_lib
+from pathjax import storage
 from pathjax.probes import run as run_lib
-from pathjax.train import loop, restore, stacking
+from pathjax.train import loop, metrics, restore, stacking
 
 
 def say(message: str) -> None:
@@ -50,34 +52,26 @@ def _run_config(config, condition: str, seed: int, data_dir: str):
 
 
 def _finished(run_config, run_dir: str) -> bool:
-    adapter = os.path.join(run_dir, "adapter", "adapter_config.json")
+    adapter = epath.Path(run_dir) / "adapter" / "adapter_config.json"
     steps = restore.checkpoint_steps(run_dir)
-    return os.path.isfile(adapter) and bool(steps) and steps[-1] >= run_config.train.num_steps
+    return adapter.is_file() and bool(steps) and steps[-1] >= run_config.train.num_steps
 
 
 def _evaluation_rows(run_dir: str) -> list[dict[str, Any]]:
     """Every evaluation row of a run's metrics.jsonl (validation and held-out splits): the
     report's learning curve. A resumed run may repeat a step; the last row of each wins."""
-    path = os.path.join(run_dir, "metrics.jsonl")
     rows: dict[tuple[int, str], dict[str, Any]] = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                if row.get("split") != "train":
-                    rows[(int(row["step"]), row["split"])] = row
+    for row in metrics.read_metrics(run_dir):
+        if row.get("split") != "train":
+            rows[(int(row["step"]), row["split"])] = row
     return [rows[k] for k in sorted(rows)]
 
 
 def _last_validation(run_dir: str) -> dict[str, Any]:
-    path = os.path.join(run_dir, "metrics.jsonl")
     last: dict[str, Any] = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                if row.get("split") == "validation":
-                    last = row
+    for row in metrics.read_metrics(run_dir):
+        if row.get("split") == "validation":
+            last = row
     return last
 
 
@@ -85,16 +79,14 @@ class _Timer:
     """Wall time per stage, kept across reruns in `timings.json`."""
 
     def __init__(self, path: str):
-        self.path = path
+        self.path = epath.Path(path)
         self.times: dict[str, float] = {}
-        if os.path.exists(path):
-            with open(path) as f:
-                self.times = json.load(f)
+        if self.path.exists():
+            self.times = json.loads(self.path.read_text())
 
     def record(self, stage: str, seconds: float) -> None:
         self.times[stage] = self.times.get(stage, 0.0) + seconds
-        with open(self.path, "w") as f:
-            json.dump(self.times, f, indent=1)
+        storage.write_text_atomic(self.path, json.dumps(self.times, indent=1))
 
 
 def run_architecture(config, workdir: str) -> dict[str, Any]:
@@ -102,11 +94,12 @@ def run_architecture(config, workdir: str) -> dict[str, Any]:
     from pathjax.probes import report as report_lib
 
     name = architecture_name(config)
-    arch_dir = os.path.join(workdir, name)
-    os.makedirs(arch_dir, exist_ok=True)
+    arch_dir = os.path.join(os.fspath(workdir), name)
+    storage.check_writable(arch_dir)
     timer = _Timer(os.path.join(arch_dir, "timings.json"))
     d = config.data
-    data_dir = d.data_dir if os.path.isabs(d.data_dir) else os.path.join(arch_dir, d.data_dir)
+    absolute = os.path.isabs(d.data_dir) or storage.is_remote(d.data_dir)
+    data_dir = d.data_dir if absolute else os.path.join(arch_dir, d.data_dir)
     e = config.experiment
     say(f"[{name}] stage 1/4: data for {', '.join(e.conditions)}")
     start = time.time()
@@ -225,8 +218,7 @@ def run_experiment(configs: Sequence[Any], workdir: str) -> list[dict[str, Any]]
         summary = report_lib.cross_architecture_summary(
             {r["name"]: r["paths"]["report.json"] for r in results}
         )
-        path = os.path.join(workdir, "summary.md")
-        with open(path, "w") as f:
-            f.write(summary)
+        path = os.path.join(os.fspath(workdir), "summary.md")
+        epath.Path(path).write_text(summary)
         results.append({"name": "summary", "paths": {"summary.md": path}, "dir": workdir})
     return results

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from etils import epath
 from flax import nnx
 
 from pathjax import adapter_card
@@ -95,23 +95,22 @@ def export_peft(
         "inference_mode": True,
         "modules_to_save": None,
     }
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "adapter_config.json"), "w") as f:
-        json.dump(adapter_config, f, indent=2)
-    save_file(tensors, os.path.join(folder, "adapter_model.safetensors"), metadata={"format": "pt"})
-    with open(os.path.join(folder, "README.md"), "w") as f:
-        f.write(adapter_card.model_card(base, adapter_config, training))
+    out = epath.Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
+    # Bytes, then epath: safetensors writes local files only, epath writes buckets too.
+    (out / "adapter_model.safetensors").write_bytes(save(tensors, metadata={"format": "pt"}))
+    (out / "README.md").write_text(adapter_card.model_card(base, adapter_config, training))
     return folder
 
 
 def read_peft_config(folder: str) -> tuple[lora_lib.LoraConfig, dict]:
-    path = os.path.join(folder, "adapter_config.json")
-    if not os.path.isfile(path):
+    path = epath.Path(folder) / "adapter_config.json"
+    if not path.is_file():
         raise AdapterError(f"{folder} has no adapter_config.json: not a PEFT adapter folder.")
-    with open(path) as f:
-        raw = json.load(f)
+    raw = json.loads(path.read_text())
     if raw.get("peft_type", "LORA") != "LORA":
         raise AdapterError(f"{path}: peft_type {raw['peft_type']!r}; only LORA is supported.")
     for field, neutral in _UNSUPPORTED.items():
@@ -130,15 +129,16 @@ def read_peft_config(folder: str) -> tuple[lora_lib.LoraConfig, dict]:
 
 def read_peft_tensors(folder: str, family) -> dict[str, dict[str, np.ndarray]]:
     """`{pathjax module path: {"A": [in, r], "B": [r, out]}}` from the adapter's safetensors."""
-    from safetensors.numpy import load_file
+    from safetensors.numpy import load
 
-    path = os.path.join(folder, "adapter_model.safetensors")
-    if not os.path.isfile(path):
-        bins = [n for n in os.listdir(folder) if n.endswith(checkpoints.PICKLE_SUFFIXES)]
+    path = epath.Path(folder) / "adapter_model.safetensors"
+    if not path.is_file():
+        names = [p.name for p in epath.Path(folder).iterdir()]
+        bins = sorted(n for n in names if n.endswith(checkpoints.PICKLE_SUFFIXES))
         hint = f" It holds {bins}: pickles are never read." if bins else ""
         raise AdapterError(f"{folder} has no adapter_model.safetensors.{hint}")
     modules: dict[str, dict[str, np.ndarray]] = {}
-    for key, array in load_file(path).items():
+    for key, array in load(path.read_bytes()).items():
         match = _KEY.fullmatch(key)
         if not match:
             raise AdapterError(f"{path}: unexpected tensor {key!r} (not a LoRA A/B weight).")

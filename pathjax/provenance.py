@@ -16,6 +16,8 @@ import subprocess
 import sys
 from typing import Any
 
+from etils import epath
+
 # Libraries whose versions change results (numerics, data order, file formats).
 LIBRARIES = (
     "pathjax",
@@ -95,9 +97,8 @@ def collect() -> dict[str, Any]:
 
 def write(folder: str, config: Any = None) -> None:
     """`provenance.json` (and `config.json`, the full config) into `folder`."""
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, PROVENANCE_FILE), "w") as f:
-        json.dump(collect(), f, indent=1, default=str)
+    out = epath.Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PROVENANCE_FILE).write_text(json.dumps(collect(), indent=1, default=str))
     if config is not None:
-        with open(os.path.join(folder, CONFIG_FILE), "w") as f:
-            f.write(config.to_json_best_effort(indent=1, sort_keys=True))
+        (out / CONFIG_FILE).write_text(config.to_json_best_effort(indent=1, sort_keys=True))

@@ -28,12 +28,13 @@ Every problem raises `RecordError` naming the record (its position and source) a
 import dataclasses
 import json
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from etils import epath
 
 from pathjax.probes.schema import BASE_MODEL
 from pathjax.probes.schema import ITEM_KEYS as KEYS
@@ -188,14 +189,14 @@ def loads_jsonl(text: str, source: str = "<string>") -> list[Record]:
     return out
 
 
-def write_jsonl(records: Iterable[Record], path: str | Path) -> None:
+def write_jsonl(records: Iterable[Record], path: str | os.PathLike) -> None:
     records = list(records)
     check_unique(records, str(path))
-    Path(path).write_text(dumps_jsonl(records))
+    epath.Path(path).write_text(dumps_jsonl(records))
 
 
-def read_jsonl(path: str | Path) -> list[Record]:
-    return loads_jsonl(Path(path).read_text(), source=str(path))
+def read_jsonl(path: str | os.PathLike) -> list[Record]:
+    return loads_jsonl(epath.Path(path).read_text(), source=os.fspath(path))
 
 
 # Nullable columns stay object arrays so that None survives; the rest get plain dtypes.

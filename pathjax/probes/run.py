@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import tqdm
+from etils import epath
 
-from pathjax import adapters
+from pathjax import adapters, storage
 from pathjax import data as data_lib
 from pathjax.models import from_config
 from pathjax.probes import dataset_inputs
@@ -53,12 +54,9 @@ class AdapterSource:
 
 def load_weights(source: AdapterSource, base_model) -> evaluator_lib.AdapterWeights:
     path = source.path
-    if not os.path.isdir(path):
+    if not epath.Path(path).is_dir():
         raise FileNotFoundError(f"Adapter {source.name!r}: {path} does not exist.")
-    peft_dir = path if os.path.isfile(os.path.join(path, "adapter_config.json")) else None
-    if peft_dir is None and source.step is None:
-        final = os.path.join(path, "adapter")
-        peft_dir = final if os.path.isfile(os.path.join(final, "adapter_config.json")) else None
+    peft_dir = adapters.peft_folder(path)
     if peft_dir is not None and source.step is None:
         return evaluator_lib.weights_from_peft(peft_dir, base_model)
     if source.config is None:
@@ -89,31 +87,25 @@ def limits_from(eval_config) -> families_lib.Limits:
     return families_lib.Limits(**{k: int(v) for k, v in eval_config.limits.items() if k in fields})
 
 
-def _relative_to(path: str, out_dir: str) -> str:
-    return os.path.relpath(os.path.abspath(path), os.path.abspath(out_dir))
-
-
 def adapter_digest(source: AdapterSource) -> str:
     """SHA-256 of the files that hold `source`'s weights: its PEFT safetensors, or the
     checkpoint step it names (a stacked run's checkpoint holds every adapter of the run)."""
     peft_dir = adapters.peft_folder(source.path) if source.step is None else None
     if peft_dir is not None:
-        files = [os.path.join(peft_dir, "adapter_model.safetensors")]
+        files = [epath.Path(peft_dir) / "adapter_model.safetensors"]
     else:
         from pathjax.train import restore  # Training code only when checkpoints are read.
 
         steps = restore.checkpoint_steps(source.path)
         step = source.step if source.step is not None else (steps[-1] if steps else None)
-        folder = os.path.join(restore.checkpoint_directory(source.path), str(step))
-        files = sorted(
-            os.path.join(root, name) for root, _, names in os.walk(folder) for name in names
-        )
+        folder = epath.Path(restore.checkpoint_directory(source.path)) / str(step)
+        files = sorted(folder.rglob("*")) if folder.is_dir() else []
     digest = hashlib.sha256()
     for path in files:
-        if os.path.isfile(path):
-            digest.update(os.path.basename(path).encode())
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
+        if path.is_file():
+            digest.update(path.name.encode())
+            with path.open("rb") as f:
+                for block in iter(lambda f=f: f.read(1 << 20), b""):
                     digest.update(block)
     return digest.hexdigest()
 
@@ -132,6 +124,7 @@ def score_models(
     keep_base: bool = True,
 ) -> tuple[list[records_lib.Record], list[dict[str, Any]]]:
     """Scores base + adapters on `families`; per-family record files make it resumable."""
+    storage.check_writable(out_dir, "Evaluation workdir")  # Before hours of scoring.
     limits = limits_from(config.eval)
     suite = items_lib.load_suite(config.eval.suite_version or None)
     models = scored_models(sources)
@@ -140,7 +133,7 @@ def score_models(
             "models": [dataclasses.asdict(m) for m in models],
             # Relative to out_dir: the same study under an absolute or a relative --workdir
             # finds its records instead of rescoring everything.
-            "paths": [(_relative_to(s.path, out_dir), s.step) for s in sources],
+            "paths": [(storage.relative(s.path, out_dir), s.step) for s in sources],
             "limits": dataclasses.asdict(limits),
             "suite": suite.digest,
             "model": config.model.to_dict(),
@@ -150,9 +143,9 @@ def score_models(
             "data": identity.dataset_identity(config),
         }
     )
-    folder = os.path.join(out_dir, "records", fingerprint)
-    os.makedirs(folder, exist_ok=True)
-    todo = [f for f in families if not os.path.exists(os.path.join(folder, f"{f}.jsonl"))]
+    folder = epath.Path(out_dir) / "records" / fingerprint
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [f for f in families if not (folder / f"{f}.jsonl").exists()]
     if todo:
         model, tokenizer = from_config.model_from_config(config.model)
         weights = [load_weights(s, model) for s in sources]
@@ -179,32 +172,19 @@ def score_models(
                 progress=lambda what: tqdm.tqdm.write(f"  scoring {what} on {len(models)} models"),
             )
             if gens:
-                _write_json_atomic(os.path.join(folder, "generations.json"), gens)
-            _write_atomic(os.path.join(folder, f"{family}.jsonl"), records_lib.dumps_jsonl(recs))
+                storage.write_text_atomic(folder / "generations.json", json.dumps(gens, indent=1))
+            storage.write_text_atomic(folder / f"{family}.jsonl", records_lib.dumps_jsonl(recs))
             tqdm.tqdm.write(f"  {family}: {len(recs)} records in {time.time() - start:.0f} s")
     records, generations = [], []
     for family in families:
-        records += records_lib.read_jsonl(os.path.join(folder, f"{family}.jsonl"))
-    gens_path = os.path.join(folder, "generations.json")
-    if os.path.exists(gens_path):
-        with open(gens_path) as f:
-            generations = json.load(f)
+        records += records_lib.read_jsonl(folder / f"{family}.jsonl")
+    gens_path = folder / "generations.json"
+    if gens_path.exists():
+        generations = json.loads(gens_path.read_text())
     if not keep_base:
         records = [r for r in records if r.model != evaluator_lib.BASE]
         generations = [g for g in generations if g["model"] != evaluator_lib.BASE]
     return records, generations
-
-
-def _write_atomic(path: str, text: str) -> None:
-    """Write-then-rename: a killed run never leaves a half-written file that looks done."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _write_json_atomic(path: str, value: Any) -> None:
-    _write_atomic(path, json.dumps(value, indent=1))
 
 
 def evaluate_and_report(config, sources: Sequence[AdapterSource], out_dir: str) -> dict[str, Any]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import re
 
 import numpy as np
+from etils import epath
 
-from pathjax import adapter_card, lora, peft_format
+from pathjax import adapter_card, lora, peft_format, storage
 from pathjax import data as data_lib
 from pathjax.models import checkpoints
 from pathjax.train import restore
@@ -48,35 +48,35 @@ def write_hf_folder(
 ) -> list[str]:
     """`config.json`, the weights in their own dtype (one file, or shards and their index) and
     the tokenizer, as transformers loads them; returns the weight files written."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     tensors = checkpoints.model_tensors(model)
     shards = _shards(tensors, shard_bytes(max_shard_size))
-    os.makedirs(folder, exist_ok=True)
+    out = epath.Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
     names = (
         ["model.safetensors"]
         if len(shards) == 1
         else [f"model-{k:05d}-of-{len(shards):05d}.safetensors" for k in range(1, len(shards) + 1)]
     )
     for name, shard in zip(names, shards, strict=True):
-        save_file(shard, os.path.join(folder, name), metadata={"format": "pt"})
+        # Bytes, then epath: safetensors writes local files only, epath writes buckets too.
+        (out / name).write_bytes(save(shard, metadata={"format": "pt"}))
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(a.nbytes for a in tensors.values())},
             "weight_map": {key: name for name, s in zip(names, shards, strict=True) for key in s},
         }
-        with open(os.path.join(folder, INDEX_FILE), "w") as f:
-            json.dump(index, f, indent=2)
+        (out / INDEX_FILE).write_text(json.dumps(index, indent=2))
     # The dtype most of the bytes are in (a bf16 model may keep some small tensors in fp32).
     bytes_by_dtype = collections.Counter()
     for array in tensors.values():
         bytes_by_dtype[str(array.dtype)] += array.nbytes
     hf_config = model.config.to_hf()
     hf_config["dtype"] = bytes_by_dtype.most_common(1)[0][0]
-    with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump(hf_config, f, indent=2)
+    (out / "config.json").write_text(json.dumps(hf_config, indent=2))
     if tokenizer is not None:
-        tokenizer.save_pretrained(folder)
+        storage.write_through_local(folder, tokenizer.save_pretrained)
     return names
 
 

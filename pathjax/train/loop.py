@@ -25,12 +25,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tqdm
+from etils import epath
 from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 from pathjax import data as data_lib
-from pathjax import lora, peft_format, provenance
+from pathjax import lora, peft_format, provenance, storage
 from pathjax import sharding as sharding_lib
 from pathjax.data import pipeline, schema
 from pathjax.models import flops, from_config
@@ -233,16 +234,15 @@ def _run_identity(runs: Sequence[AdapterRun], parts: _Model) -> dict[str, Any]:
 def _write_pointers(runs: Sequence[AdapterRun], run_dir: str) -> None:
     """Each adapter's workdir says where its checkpoints are (evaluation and export read it)."""
     for index, run in enumerate(runs):
-        os.makedirs(run.workdir, exist_ok=True)
-        if os.path.abspath(run.workdir) == os.path.abspath(run_dir):
+        epath.Path(run.workdir).mkdir(parents=True, exist_ok=True)
+        if storage.absolute(run.workdir) == storage.absolute(run_dir):
             continue
         pointer = {
-            "run_dir": os.path.relpath(os.path.abspath(run_dir), os.path.abspath(run.workdir)),
+            "run_dir": storage.relative(run_dir, run.workdir),
             "index": index,
             "adapters": [r.describe() for r in runs],
         }
-        with open(os.path.join(run.workdir, STACKED_POINTER), "w") as f:
-            json.dump(pointer, f, indent=1)
+        (epath.Path(run.workdir) / STACKED_POINTER).write_text(json.dumps(pointer, indent=1))
 
 
 class _Throughput:
@@ -314,7 +314,9 @@ def train_stacked(
     config = runs[0].config  # What the adapters share (check_stackable).
     t = config.train
     maybe_initialize_distributed(config)
-    os.makedirs(run_dir, exist_ok=True)
+    # Before the model is built: a folder nobody can write fails now, not at the first save.
+    for folder in dict.fromkeys([run_dir, *(r.workdir for r in runs)]):
+        storage.check_writable(folder)
     if checkpointing.is_primary():
         _write_pointers(runs, run_dir)
         for run in runs:  # Each adapter's folder says what made it.

@@ -15,9 +15,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from etils import epath
 from flax import nnx
 
-from pathjax import lora
+from pathjax import lora, storage
 from pathjax.models import from_config
 from pathjax.train import checkpointing, identity, optimizer, stacking
 from pathjax.train import step as step_lib
@@ -42,12 +43,11 @@ class _Location:
 
 
 def _locate(workdir: str) -> _Location:
-    pointer = os.path.join(workdir, STACKED_POINTER)
-    if not os.path.exists(pointer):
+    pointer = epath.Path(workdir) / STACKED_POINTER
+    if not pointer.exists():
         return _Location(os.path.join(workdir, "checkpoints"), 0, None)
-    with open(pointer) as f:
-        info = json.load(f)
-    run_dir = os.path.normpath(os.path.join(workdir, info["run_dir"]))
+    info = json.loads(pointer.read_text())
+    run_dir = storage.join_normalized(workdir, info["run_dir"])
     return _Location(os.path.join(run_dir, "checkpoints"), info["index"], len(info["adapters"]))
 
 
@@ -58,7 +58,7 @@ def checkpoint_directory(workdir: str) -> str:
 
 def checkpoint_steps(workdir: str) -> list[int]:
     directory = _locate(workdir).directory
-    if not os.path.isdir(directory):
+    if not epath.Path(directory).is_dir():
         return []
     checkpointer = checkpointing.Checkpointer(directory, read_only=True)
     try:

@@ -12,12 +12,13 @@ and the figures (`figures`) are functions of the finished `report.json` dict.
 
 import dataclasses
 import json
+import pathlib
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from etils.epath import Path  # Local folders and buckets alike (gs://).
 
 from pathjax import provenance
 from pathjax.probes.records import Record, check_unique
@@ -160,7 +161,7 @@ def write_report(
     *,
     config: Any = None,
     **settings: Any,
-) -> dict[str, Path]:
+) -> dict[str, Path | pathlib.Path]:
     """Write report.json, report.md, figures/*.png, generations.md, provenance.json and (with
     `config`) config.json into `out_dir`; return
     {name: path} ("report.json", "report.md", "generations.md", "figures/<name>.png").
@@ -185,4 +186,5 @@ def write_report(
     paths["report.md"].write_text(markdown_report(report, list(report["figures"].values())))
     paths["generations.md"].write_text(generations_markdown(list(generations or []), records))
     paths.update({str(p.relative_to(out_dir)): p for p in figs.values()})
-    return paths
+    # Local files as pathlib paths, as callers know them; a bucket's as epath paths.
+    return {k: p if "://" in str(p) else pathlib.Path(p) for k, p in paths.items()}

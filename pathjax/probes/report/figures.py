@@ -9,12 +9,13 @@ Figures are built on `matplotlib.figure.Figure` with the Agg canvas, never throu
 drawing touches no global backend state and works on machines without a display.
 """
 
+import io
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from etils.epath import Path  # Local folders and buckets alike (gs://).
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -56,7 +57,10 @@ def _grid(n_panels: int, ncols_max: int = 3, panel_w: float = 4.6, panel_h: floa
 def _save(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png")
+    # Bytes, then epath: matplotlib writes local files only, epath writes buckets too.
+    png = io.BytesIO()
+    fig.savefig(png, dpi=DPI, format="png")
+    path.write_bytes(png.getvalue())
     return path
 
 

@@ -4,8 +4,9 @@ effects point the same way; read from each architecture's `report.json`."""
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
+
+from etils.epath import Path  # Local folders and buckets alike (gs://).
 
 from pathjax.probes.report.formatting import (
     ci,
