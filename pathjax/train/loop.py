@@ -17,7 +17,6 @@ import functools
 import json
 import math
 import os
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,11 +33,12 @@ from pathjax import data as data_lib
 from pathjax import lora, peft_format, provenance, storage
 from pathjax import sharding as sharding_lib
 from pathjax.data import pipeline, schema
-from pathjax.models import flops, from_config
-from pathjax.train import checkpointing, identity, metrics, optimizer, peak, stacking
+from pathjax.models import from_config
+from pathjax.train import checkpointing, identity, metrics, optimizer, stacking
 from pathjax.train import step as step_lib
 from pathjax.train.restore import STACKED_POINTER
 from pathjax.train.stacking import AdapterRun
+from pathjax.train.throughput import Throughput
 from pathjax.train.validation import Validator, global_batch
 
 
@@ -245,63 +245,6 @@ def _write_pointers(runs: Sequence[AdapterRun], run_dir: str) -> None:
         (epath.Path(run.workdir) / STACKED_POINTER).write_text(json.dumps(pointer, indent=1))
 
 
-class _Throughput:
-    """Tokens/s and MFU over a logging window, against an honest, labelled ceiling.
-
-    Only real (unpadded) tokens count, for throughput and for FLOPs: padding is work a better
-    batching would not do. The ceiling is `train.peak_flops_per_device` (a datasheet figure)
-    or the measured matmul peak; if a window ever beats a measured ceiling, the peak is
-    measured again (the first measurement ran under load) and the ceiling only ever rises.
-    """
-
-    def __init__(self, config, model_config, adapter_shapes):
-        t = config.train
-        self.model_config, self.adapter_shapes = model_config, adapter_shapes
-        self.datasheet = float(t.peak_flops_per_device or 0.0)
-        self.dtype = config.model.dtype
-        self.ceiling = self.datasheet or peak.measured_matmul_peak(self.dtype)
-        self.label = "datasheet (train.peak_flops_per_device)" if self.datasheet else "measured"
-        self.reset()
-
-    def describe(self) -> str:
-        what = (
-            "the configured datasheet peak"
-            if self.datasheet
-            else f"the measured {self.dtype} matmul peak (best of 5)"
-        )
-        return f"MFU ceiling: {what}, {self.ceiling / 1e9:.1f} GFLOP/s per device"
-
-    def reset(self) -> None:
-        self.start, self.tokens, self.flops = time.perf_counter(), 0.0, 0.0
-
-    def add(self, real_tokens_k, target_tokens_k, rows: int) -> None:
-        for tokens, head in zip(real_tokens_k, target_tokens_k, strict=True):
-            mean_length = max(tokens / max(rows, 1), 1.0)
-            self.tokens += tokens
-            self.flops += flops.lora_training_flops(
-                self.model_config, self.adapter_shapes, tokens, mean_length, head
-            )
-
-    def window(self) -> dict[str, float]:
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        achieved = self.flops / elapsed / jax.device_count()
-        if achieved > self.ceiling and not self.datasheet:
-            self.ceiling = max(self.ceiling, peak.measured_matmul_peak(self.dtype, fresh=True))
-        if achieved > self.ceiling:
-            # Still above: the matmul benchmark is not this machine's peak. Say so rather
-            # than report an MFU above 1.
-            tqdm.tqdm.write(
-                f"WARNING: {achieved / 1e9:.1f} GFLOP/s per device beats the MFU ceiling "
-                f"({self.label}, {self.ceiling / 1e9:.1f}); the ceiling is raised to it."
-            )
-            self.ceiling = achieved
-        return {
-            "tokens_per_s": self.tokens / elapsed,
-            "mfu": achieved / self.ceiling,
-            "mfu_ceiling_flops_per_s": self.ceiling,
-        }
-
-
 def train_stacked(
     runs: Sequence[AdapterRun], run_dir: str, *, max_steps: int | None = None
 ) -> list[TrainResult]:
@@ -369,7 +312,7 @@ def train_stacked(
         (m.lora_a.shape[-2], m.lora_b.shape[-1], parts.lora_config.rank)
         for _, m in lora.adapters(parts.model)
     ]
-    throughput = _Throughput(config, parts.model.config, shapes)
+    throughput = Throughput(config, parts.model.config, shapes)
     if start_step < end_step:
         tqdm.tqdm.write(throughput.describe())
     last_val: list[dict[str, float]] = [{} for _ in runs]
