@@ -21,6 +21,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.model.tokenizer = ""  # Overrides the checkpoint's tokenizer; required for presets.
     config.model.dtype = "float32"  # Base weights and compute: float32 or bfloat16.
     config.model.num_layers = 0  # >0: keep only the first layers of the checkpoint.
+    # Attention kernel: auto (cudnn on GPUs, else cpu; falls back with a logged reason), xla
+    # (jax.nn.dot_product_attention), cudnn (fused flash attention), cpu (tuned for XLA's CPU).
+    config.model.attention = "auto"
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.shape = (1, -1, 1)  # (data, fsdp, tensor); -1 takes the remaining devices.

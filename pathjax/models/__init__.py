@@ -35,6 +35,7 @@ def load_model(
     mesh=None,
     rules=sharding_lib.DEFAULT_RULES,
     num_layers: int | None = None,
+    attention: str = "auto",
 ):
     """Returns `(model, tokenizer)`.
 
@@ -46,6 +47,7 @@ def load_model(
         without one), a tokenizer source for `load_tokenizer`, a tokenizer object, or None.
       mesh: place parameters straight into the shardings their logical names ask for.
       num_layers: keep only the first layers (a fast pretrained stand-in for smoke runs).
+      attention: the attention kernel (`attention_backends.BACKENDS`; "auto" picks by platform).
     """
     dtype = jnp.dtype(dtype)
     if embedded.is_embedded(source):
@@ -54,7 +56,7 @@ def load_model(
         gguf_file = gguf_import.GGUFFile(source)
         hf_config = gguf_file.hf_config()
         family, config = registry.config_from_hf(hf_config, origin=source)
-        config = registry.truncate(config, num_layers)
+        config = registry.with_attention(registry.truncate(config, num_layers), attention)
         abstract = registry.abstract_model(family, config, dtype=dtype)
         model = checkpoints.fill_model(
             abstract, family, gguf_file.tensor_source(hf_config), mesh=mesh, rules=rules
@@ -63,7 +65,12 @@ def load_model(
     else:
         folder = _local_folder(source)
         model = checkpoints.load_hf_folder(
-            folder, dtype=dtype, mesh=mesh, rules=rules, num_layers=num_layers
+            folder,
+            dtype=dtype,
+            mesh=mesh,
+            rules=rules,
+            num_layers=num_layers,
+            attention=attention,
         )
         auto_tokenizer = lambda: _folder_tokenizer(folder, model.config)  # noqa: E731
 

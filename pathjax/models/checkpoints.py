@@ -198,10 +198,11 @@ def load_hf_folder(
     mesh=None,
     rules=sharding_lib.DEFAULT_RULES,
     num_layers: int | None = None,
+    attention: str = "auto",
 ) -> nnx.Module:
     hf_config = read_hf_config(folder)
     family, config = registry.config_from_hf(hf_config, origin=folder)
-    config = registry.truncate(config, num_layers)
+    config = registry.with_attention(registry.truncate(config, num_layers), attention)
     tensors = _strip_prefix_aliases(safetensors_source(folder), family)
     abstract = registry.abstract_model(family, config, dtype=dtype)
     return fill_model(abstract, family, tensors, mesh=mesh, rules=rules)

@@ -14,7 +14,8 @@ from pathjax.models.tokenizers import check_fits, load_tokenizer
 def model_from_config(model_config, *, mesh=None, rules=sharding_lib.DEFAULT_RULES, seed: int = 0):
     """A checkpoint when `source` is set, else random weights of `preset`.
 
-    `tokenizer` (optional) overrides the checkpoint's tokenizer, or gives a preset one.
+    `tokenizer` (optional) overrides the checkpoint's tokenizer, or gives a preset one;
+    `attention` (optional, default "auto") picks the attention kernel.
     """
     if bool(model_config.source) == bool(model_config.preset):
         raise ValueError(
@@ -22,6 +23,7 @@ def model_from_config(model_config, *, mesh=None, rules=sharding_lib.DEFAULT_RUL
             f"weights; presets: {', '.join(sorted(presets.PRESETS))})."
         )
     tokenizer_source = model_config.get("tokenizer") or None
+    attention = model_config.get("attention") or "auto"
     if model_config.source:
         return load_model(
             model_config.source,
@@ -30,8 +32,9 @@ def model_from_config(model_config, *, mesh=None, rules=sharding_lib.DEFAULT_RUL
             mesh=mesh,
             rules=rules,
             num_layers=model_config.get("num_layers") or None,
+            attention=attention,
         )
-    config = presets.preset_config(model_config.preset)
+    config = registry.with_attention(presets.preset_config(model_config.preset), attention)
     dtype = jnp.dtype(model_config.dtype)
     model = registry.init_model(config, seed=seed, dtype=dtype)
     if mesh is not None:

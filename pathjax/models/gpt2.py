@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pathjax.models import layers
+from pathjax.models import attention_backends, layers
 
 MODEL_TYPES = ("gpt2",)
 
@@ -30,6 +30,7 @@ class Config:
     model_type: str = "gpt2"
     bos_token_id: int | None = 50256
     eos_token_id: int | None = 50256
+    attention: str = "auto"  # Attention kernel (`attention_backends.BACKENDS`); not in HF.
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads:
@@ -97,10 +98,11 @@ class Config:
 
 
 class Attention(nnx.Module):
-    def __init__(self, cfg: Config, *, dtype, param_dtype, rngs: nnx.Rngs):
+    def __init__(self, cfg: Config, backend: str, *, dtype, param_dtype, rngs: nnx.Rngs):
         d = cfg.hidden_size
         kw = dict(use_bias=True, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.num_heads, self.head_dim = cfg.num_heads, cfg.head_dim
+        self.backend = backend
         self.c_attn = layers.Linear(d, 3 * d, axes=("embed", "qkv"), **kw)
         self.c_proj = layers.Linear(d, d, axes=("heads", "embed"), **kw)
 
@@ -111,7 +113,8 @@ class Attention(nnx.Module):
         if cache is not None:
             cache = layers.update_cache(cache, k, v, inputs.cache_index)
             k, v = cache.k_bskf, cache.v_bskf
-        out = layers.dot_product_attention(q, k, v, inputs.mask(None), scale=self.head_dim**-0.5)
+        scale = self.head_dim**-0.5
+        out = attention_backends.attend(self.backend, q, k, v, inputs, None, scale=scale)
         return self.c_proj(out.reshape(b, t, -1)), cache
 
 
@@ -127,10 +130,10 @@ class MLP(nnx.Module):
 
 
 class Block(nnx.Module):
-    def __init__(self, cfg: Config, *, dtype, param_dtype, rngs: nnx.Rngs):
+    def __init__(self, cfg: Config, backend: str, *, dtype, param_dtype, rngs: nnx.Rngs):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.ln_1 = layers.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps, **kw)
-        self.attn = Attention(cfg, **kw)
+        self.attn = Attention(cfg, backend, **kw)
         self.ln_2 = layers.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps, **kw)
         self.mlp = MLP(cfg, **kw)
 
@@ -151,7 +154,10 @@ class Model(nnx.Module):
         self.wpe = layers.Embed(
             cfg.max_position_embeddings, cfg.hidden_size, axes=("positions", "embed"), **kw
         )
-        self.h = nnx.List([Block(cfg, **kw) for _ in range(cfg.num_layers)])
+        backend = attention_backends.choose_and_log(
+            cfg.attention, head_dim=cfg.head_dim, dtype=dtype, softcap=None
+        )
+        self.h = nnx.List([Block(cfg, backend, **kw) for _ in range(cfg.num_layers)])
         self.ln_f = layers.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps, **kw)
 
     def init_cache(self, batch: int, slots: int, dtype=None) -> layers.Cache:

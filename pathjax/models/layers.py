@@ -294,17 +294,21 @@ class RopeConfig:
         params = {**scaling, **params}
         theta = params.get("rope_theta", hf.get("rope_theta", 10000.0))
         rope_type = params.get("rope_type", params.get("type", "default"))
-        kwargs = {
-            k: params[k]
-            for k in (
-                "factor",
-                "low_freq_factor",
-                "high_freq_factor",
-                "original_max_position_embeddings",
+        scaling = (
+            "factor",
+            "low_freq_factor",
+            "high_freq_factor",
+            "original_max_position_embeddings",
+        )
+        kwargs = {k: params[k] for k in scaling if params.get(k) is not None}
+        config = cls(theta=float(theta), rope_type=rope_type, **kwargs)  # Refuses unknown types.
+        # Any other key (partial_rotary_factor, mrope_section...) changes the rotation.
+        unknown = sorted(set(params) - {"rope_type", "type", "rope_theta", *scaling})
+        if unknown:
+            raise ValueError(
+                f"Rotary parameters {unknown} are not supported (rope type {rope_type!r})."
             )
-            if k in params and params[k] is not None
-        }
-        return cls(theta=float(theta), rope_type=rope_type, **kwargs)
+        return config
 
     def to_hf(self) -> dict[str, Any]:
         params: dict[str, Any] = {"rope_type": self.rope_type, "rope_theta": self.theta}

@@ -9,15 +9,23 @@ from typing import Any
 import jax.numpy as jnp
 from flax import nnx
 
-from pathjax.models import gemma3, gpt2, llama
+from pathjax.models import attention_backends, decoder, gpt2
 
 FAMILIES: dict[str, ModuleType] = {
     **{model_type: gpt2 for model_type in gpt2.MODEL_TYPES},
-    **{model_type: llama for model_type in llama.MODEL_TYPES},
-    **{model_type: gemma3 for model_type in gemma3.MODEL_TYPES},
+    **{model_type: decoder for model_type in decoder.MODEL_TYPES},
 }
-# Model types close to a supported family but not loadable by it: why, in one phrase.
-NEAR_MISSES: dict[str, str] = dict(gemma3.OTHER_GEMMAS)
+# Model types close to a supported family but not loadable by it: why, in one phrase. Other
+# Gemmas share parts of Gemma 3's design but not all of it.
+NEAR_MISSES: dict[str, str] = {
+    "gemma3": "the multimodal Gemma 3 (Gemma3ForConditionalGeneration); pathjax ports the text "
+    "model only (model_type 'gemma3_text', e.g. gemma-3-270m or gemma-3-1b)",
+    "gemma": "Gemma 1 (no q/k norms, no sliding window)",
+    "gemma2": "Gemma 2 (logit soft-capping, a 4096 window on every other layer)",
+    "gemma3n": "Gemma 3n (per-layer embeddings, AltUp, LAuReL)",
+    "gemma4": "Gemma 4",
+    "gemma4_text": "Gemma 4",
+}
 
 
 def supported_model_types() -> list[str]:
@@ -52,6 +60,12 @@ def truncate(config: Any, num_layers: int | None) -> Any:
     if getattr(config, "layer_types", None):
         changes["layer_types"] = config.layer_types[:num_layers]
     return dataclasses.replace(config, **changes)
+
+
+def with_attention(config: Any, attention: str) -> Any:
+    """The config with attention backend `attention` (`attention_backends.BACKENDS`)."""
+    attention_backends.check_name(attention)
+    return dataclasses.replace(config, attention=attention)
 
 
 def family_of(config: Any) -> ModuleType:
