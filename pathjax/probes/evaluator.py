@@ -6,6 +6,11 @@ every scored model are laid out model-major (`[M * G]`, the base model first, mu
 One jitted pass per batch thus scores B and every adapter, and divergences to B are taken
 inside the same jit, from logits that never leave the device.
 
+On a mesh (`mesh=`, the training mesh), the base weights keep the shardings they were built
+with, batch rows are split over the `data` and `fsdp` axes, and every process takes part in
+every pass and receives every result (`process_allgather`): on many hosts, all of them score
+the same batches together and each holds the scores.
+
 Adapters of different ranks or alphas stack too: ranks are zero-padded to the largest and each
 adapter's scale is folded into its B, which leaves every delta unchanged.
 
@@ -27,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 from flax import nnx
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from pathjax import lora, peft_format
 from pathjax.data import pipeline
@@ -253,7 +260,9 @@ class Evaluator:
 
     `model` is a fresh base model (no adapters), `adapters` the distinct adapter weights and
     `models` the row blocks to score: the base model first, then adapters (by index into
-    `adapters`) at their multipliers.
+    `adapters`) at their multipliers. `mesh`: the mesh `model` was built on (its weights
+    already sharded, `from_config.model_from_config(..., mesh=, rules=)`); batch rows are then
+    split over its `data` and `fsdp` axes. None: one device.
     """
 
     def __init__(
@@ -266,6 +275,7 @@ class Evaluator:
         add_bos: bool | None = None,
         max_logits: int = 2**27,  # Batch budget: rows x positions x vocab of fp32 logits.
         vocab_chunk: int | None = divergence.DEFAULT_VOCAB_CHUNK,
+        mesh: Mesh | None = None,
     ):
         if not models or not models[0].is_base:
             raise ValueError("The first scored model must be the base model (adapter=-1).")
@@ -283,10 +293,39 @@ class Evaluator:
         else:
             self.bos = [tokenizer.bos_token_id] if add_bos else []
         self.max_logits, self.vocab_chunk = max_logits, vocab_chunk
+        self.mesh = mesh
+        # Batches are padded to a multiple of this many rows, so that they split evenly.
+        self.row_ways = mesh.shape["data"] * mesh.shape["fsdp"] if mesh is not None else 1
         self.graphdef, self.state = nnx.split(model)
-        self.multiplier_m = jnp.asarray([0.0 if m.is_base else m.multiplier for m in models])
-        self.index_m = jnp.asarray([max(m.adapter, 0) for m in models], jnp.int32)
+        if mesh is not None:
+            # The base keeps its shardings; what was added here (the stacked adapters) and
+            # anything else off the mesh is replicated, small next to the base.
+            replicated = NamedSharding(mesh, PartitionSpec())
+            self.state = jax.tree.map(
+                lambda x: x if _on_mesh(x, mesh) else jax.device_put(x, replicated), self.state
+            )
+        self.multiplier_m = self._replicated(
+            np.asarray([0.0 if m.is_base else m.multiplier for m in models], np.float32)
+        )
+        self.index_m = self._replicated(np.asarray([max(m.adapter, 0) for m in models], np.int32))
         self._boundary_v = None
+
+    def _replicated(self, array: np.ndarray) -> jax.Array:
+        if self.mesh is None:
+            return jnp.asarray(array)
+        return jax.device_put(array, NamedSharding(self.mesh, PartitionSpec()))
+
+    def _rows(self, array: np.ndarray) -> jax.Array | np.ndarray:
+        """A batch (the same on every process) with its leading row axis split over the mesh's
+        `data` and `fsdp` axes; each process supplies the rows of its own devices."""
+        if self.mesh is None:
+            return array
+        spec = PartitionSpec(("data", "fsdp"), *([None] * (array.ndim - 1)))
+        sharding = NamedSharding(self.mesh, spec)
+        return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+    def _padded(self, group: int) -> int:
+        return -(-group // self.row_ways) * self.row_ways
 
     @property
     def num_models(self) -> int:
@@ -296,7 +335,9 @@ class Evaluator:
         if self._boundary_v is None:
             from pathjax.probes import scoring
 
-            self._boundary_v = jnp.asarray(scoring.boundary_mask(self.tokenizer, self.vocab_size))
+            self._boundary_v = self._replicated(
+                np.asarray(scoring.boundary_mask(self.tokenizer, self.vocab_size))
+            )
         return self._boundary_v
 
     def _rows_for(self, positions: int, num_models: int) -> int:
@@ -332,7 +373,10 @@ class Evaluator:
         order = np.argsort([len(p) for p in prompts], kind="stable")  # Similar lengths batch.
         rows = self._rows_for(_continuation_bucket(longest), m)
         cont_chunk = max(1, min(most, rows))
-        group = max(1, min(n, rows // cont_chunk, 16))
+        group = self._padded(max(1, min(n, rows // cont_chunk, 16)))
+        # Prompts padded up to a multiple of the mesh's row ways take their room from the
+        # continuations per pass, so that a pass stays within the logits budget.
+        cont_chunk = max(1, min(cont_chunk, rows // group))
         out = ContinuationScores(logp, tokens, word, divergences)
         # disable=None: no bar without a TTY (tqdm's convention), so batch logs stay readable.
         bar = tqdm.tqdm(
@@ -367,8 +411,8 @@ class Evaluator:
         first_logp_rv, cache, div = _prefill(
             self.graphdef,
             self.state,
-            ids,
-            mask,
+            self._rows(ids),
+            self._rows(mask),
             multiplier_m,
             index_m,
             num_models=m,
@@ -376,10 +420,12 @@ class Evaluator:
             vocab_chunk=self.vocab_chunk,
         )
         for name, value in div.items():
-            divergences.setdefault(name, np.full((m, len(prompts)), np.nan))[:, chosen] = value
-        first_logp_mgv = first_logp_rv.reshape(m, g, -1)
+            divergences.setdefault(name, np.full((m, len(prompts)), np.nan))[:, chosen] = _to_host(
+                value
+            )
         most = max(len(continuations[i]) for i in chosen)
-        boundary = self.boundary_mask() if word is not None else jnp.zeros((1,), bool)
+        no_boundary = self._replicated(np.zeros((1,), bool))
+        boundary = self.boundary_mask() if word is not None else no_boundary
         for c0 in range(0, most, cont_chunk):
             # Each chunk is as wide as its own longest continuation: callers that sort their
             # continuations by length (lexicon words) pay for one-token words only once.
@@ -400,8 +446,8 @@ class Evaluator:
                 self.graphdef,
                 self.state,
                 cache,
-                rows_ids,
-                rows_mask,
+                self._rows(rows_ids),
+                self._rows(rows_mask),
                 multiplier_m,
                 index_m,
                 boundary,
@@ -409,15 +455,17 @@ class Evaluator:
                 repeats=cont_chunk,
                 words=word is not None,
             )
-            token_mgcl = np.asarray(token_rc).reshape(m, g, cont_chunk, cont_width - 1)
-            first_mgc = _gather_first(first_logp_mgv, c_ids[:, :, 0])
+            token_mgcl = _to_host(token_rc).reshape(m, g, cont_chunk, cont_width - 1)
+            first_mgc = _to_host(
+                _first_token_logp(first_logp_rv, self._replicated(c_ids[:, :, 0]), num_models=m)
+            )
             positions = np.arange(cont_width - 1)
             inside_gcl = positions[None, None, :] < (lengths[:, :, None] - 1)
             total_mgc = first_mgc + np.where(inside_gcl[None], token_mgcl, 0.0).sum(-1)
             real_gc = lengths > 0
             if word is not None:
                 last_mgc1 = np.maximum(lengths - 1, 0)[None, :, :, None].repeat(m, 0)
-                bnd_mgcl = np.asarray(boundary_rc).reshape(m, g, cont_chunk, cont_width)
+                bnd_mgcl = _to_host(boundary_rc).reshape(m, g, cont_chunk, cont_width)
                 word_mgc = total_mgc + np.take_along_axis(bnd_mgcl, last_mgc1, axis=-1)[..., 0]
             for row, i in enumerate(chosen):
                 n_real = int(real_gc[row].sum())
@@ -432,7 +480,9 @@ class Evaluator:
         """Mean per-position JSD (bits) and KL(model || base) over each sequence: `[M, n]`."""
         n, m = len(sequences), self.num_models
         order = np.argsort([len(s) for s in sequences], kind="stable")  # Similar lengths batch.
-        group = max(1, min(n, self._rows_for(_bucket(max(len(s) for s in sequences)), m)))
+        group = self._padded(
+            max(1, min(n, self._rows_for(_bucket(max(len(s) for s in sequences)), m)))
+        )
         out: dict[str, np.ndarray] = {}
         for start in tqdm.tqdm(
             range(0, n, group),
@@ -451,24 +501,37 @@ class Evaluator:
             div = _drift(
                 self.graphdef,
                 self.state,
-                ids,
-                mask,
+                self._rows(ids),
+                self._rows(mask),
                 self.multiplier_m,
                 self.index_m,
                 num_models=m,
                 vocab_chunk=self.vocab_chunk,
             )
             for name, value in div.items():
-                out.setdefault(name, np.zeros((m, n)))[:, chosen] = np.asarray(value)[
+                out.setdefault(name, np.zeros((m, n)))[:, chosen] = _to_host(value)[
                     :, : len(chosen)
                 ]
         return out
 
 
-def _gather_first(first_logp_mgv, first_ids_gc: np.ndarray) -> np.ndarray:
+def _on_mesh(x, mesh: Mesh) -> bool:
+    return isinstance(getattr(x, "sharding", None), NamedSharding) and x.sharding.mesh == mesh
+
+
+@functools.partial(jax.jit, static_argnames=("num_models",))
+def _first_token_logp(first_logp_rv, first_ids_gc, *, num_models):
     """`[M, G, C]` log-probability of each continuation's first token after its prompt."""
-    idx = jnp.asarray(first_ids_gc)[None].repeat(first_logp_mgv.shape[0], 0)
-    return np.asarray(jnp.take_along_axis(first_logp_mgv, idx, axis=-1))
+    first_logp_mgv = first_logp_rv.reshape(num_models, first_ids_gc.shape[0], -1)
+    idx = jnp.broadcast_to(first_ids_gc[None], (num_models, *first_ids_gc.shape))
+    return jnp.take_along_axis(first_logp_mgv, idx, axis=-1)
+
+
+def _to_host(x: jax.Array) -> np.ndarray:
+    """A result as numpy on every process (rows split across hosts are gathered first)."""
+    if not x.is_fully_addressable:
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
 
 
 # Few distinct widths, few compilations (a 30-layer model compiles for tens of seconds on a CPU);

@@ -3,6 +3,12 @@
 What `launch/evaluate.py` and the main job call. Records are written per family under
 `out_dir/records/`, so an interrupted run resumes at the family it was scoring; a changed set
 of models, limits or suite starts afresh (the folder name is a fingerprint of all three).
+
+On many hosts (`config.distributed`), every process runs this same code on the training mesh
+(`config.mesh`): the base is sharded as in training, each batch's rows are split over the
+mesh, and every process ends up with every score. Process 0 alone writes records and the
+report; the others wait for each file and read it back, so `out_dir` must be storage all
+hosts share (a bucket, or a shared filesystem), as it must be for training's checkpoints.
 """
 
 from __future__ import annotations
@@ -15,18 +21,21 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import tqdm
 from etils import epath
+from jax.experimental import multihost_utils
 
 from pathjax import adapters, storage
 from pathjax import data as data_lib
+from pathjax import sharding as sharding_lib
 from pathjax.models import from_config
 from pathjax.probes import dataset_inputs
 from pathjax.probes import evaluator as evaluator_lib
 from pathjax.probes import families as families_lib
 from pathjax.probes import items as items_lib
 from pathjax.probes import records as records_lib
-from pathjax.train import identity
+from pathjax.train import identity, loop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +96,10 @@ def limits_from(eval_config) -> families_lib.Limits:
     return families_lib.Limits(**{k: int(v) for k, v in eval_config.limits.items() if k in fields})
 
 
+def _relative_to(path: str, out_dir: str) -> str:
+    return storage.relative(path, out_dir)  # Bucket paths keep their scheme.
+
+
 def adapter_digest(source: AdapterSource) -> str:
     """SHA-256 of the files that hold `source`'s weights: its PEFT safetensors, or the
     checkpoint step it names (a stacked run's checkpoint holds every adapter of the run)."""
@@ -133,7 +146,7 @@ def score_models(
             "models": [dataclasses.asdict(m) for m in models],
             # Relative to out_dir: the same study under an absolute or a relative --workdir
             # finds its records instead of rescoring everything.
-            "paths": [(storage.relative(s.path, out_dir), s.step) for s in sources],
+            "paths": [(_relative_to(s.path, out_dir), s.step) for s in sources],
             "limits": dataclasses.asdict(limits),
             "suite": suite.digest,
             "model": config.model.to_dict(),
@@ -146,8 +159,11 @@ def score_models(
     folder = epath.Path(out_dir) / "records" / fingerprint
     folder.mkdir(parents=True, exist_ok=True)
     todo = [f for f in families if not (folder / f"{f}.jsonl").exists()]
+    _wait_for_all("the records folder was read")  # Before process 0 writes into it.
     if todo:
-        model, tokenizer = from_config.model_from_config(config.model)
+        mesh = sharding_lib.make_mesh(tuple(config.mesh.shape))
+        rules = sharding_lib.rules_from_config(dict(config.mesh.rules))
+        model, tokenizer = from_config.model_from_config(config.model, mesh=mesh, rules=rules)
         weights = [load_weights(s, model) for s in sources]
         ev = evaluator_lib.Evaluator(
             model,
@@ -156,6 +172,7 @@ def score_models(
             models,
             max_logits=int(config.eval.max_logits),
             vocab_chunk=int(config.eval.vocab_chunk) or None,
+            mesh=mesh,
         )
         inputs = families_lib.SuiteInputs(
             suite,
@@ -171,9 +188,12 @@ def score_models(
                 families=[family],
                 progress=lambda what: tqdm.tqdm.write(f"  scoring {what} on {len(models)} models"),
             )
-            if gens:
-                storage.write_text_atomic(folder / "generations.json", json.dumps(gens, indent=1))
-            storage.write_text_atomic(folder / f"{family}.jsonl", records_lib.dumps_jsonl(recs))
+            if _is_primary():
+                if gens:
+                    text = json.dumps(gens, indent=1)
+                    storage.write_text_atomic(folder / "generations.json", text)
+                storage.write_text_atomic(folder / f"{family}.jsonl", records_lib.dumps_jsonl(recs))
+            _wait_for_all(f"records of {family} written")
             tqdm.tqdm.write(f"  {family}: {len(recs)} records in {time.time() - start:.0f} s")
     records, generations = [], []
     for family in families:
@@ -187,9 +207,22 @@ def score_models(
     return records, generations
 
 
+def _is_primary() -> bool:
+    return jax.process_index() == 0
+
+
+def _wait_for_all(what: str) -> None:
+    """A barrier across the processes of a multi-host run (nothing on one host)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(f"pathjax evaluation: {what}")
+
+
 def evaluate_and_report(config, sources: Sequence[AdapterSource], out_dir: str) -> dict[str, Any]:
-    """`launch/evaluate.py`: every configured family on base + `sources`, then the report."""
+    """`launch/evaluate.py`: every configured family on base + `sources`, then the report
+    (written by process 0; the others return no paths)."""
     from pathjax.probes import report as report_lib
+
+    loop.maybe_initialize_distributed(config)
 
     resolved = []
     for s in sources:
@@ -215,6 +248,10 @@ def evaluate_and_report(config, sources: Sequence[AdapterSource], out_dir: str) 
         ],
         "eval": config.eval.to_dict(),
     }
-    return report_lib.write_report(
-        records, generations, metadata, os.path.join(out_dir, "report"), config=config
-    )
+    paths = {}
+    if _is_primary():
+        paths = report_lib.write_report(
+            records, generations, metadata, os.path.join(out_dir, "report"), config=config
+        )
+    _wait_for_all("report written")
+    return paths
