@@ -3,6 +3,8 @@
 python -m launch.benchmark --workload=forward --preset=smollm2-135m --batch=8 --seq_len=256
 python -m launch.benchmark --workload=train --preset=smollm2-135m --batch=8 --seq_len=256
 python -m launch.benchmark --workload=evaluate --preset=smollm2-135m --num_prompts=32 --batch=8
+python -m launch.benchmark --workload=stacked --preset=smollm2-135m --batch=8 --seq_len=128 \
+  --adapters=3 --repeats=3 --dtypes=float32
 """
 
 from launch import common
@@ -13,13 +15,14 @@ import json  # noqa: E402
 
 from absl import flags  # noqa: E402
 
-from pathjax.bench import evaluate, forward, train  # noqa: E402
+from pathjax.bench import evaluate, forward, stacked, train  # noqa: E402
 
 _WORKLOAD = flags.DEFINE_enum(
     "workload",
     "forward",
-    ["forward", "train", "evaluate"],
-    "What to measure: forward pass, LoRA step, or the probe evaluator (base + 3 adapters).",
+    ["forward", "train", "evaluate", "stacked"],
+    "What to measure: forward pass, LoRA step, the probe evaluator (base + 3 adapters), or "
+    "--adapters LoRA adapters trained stacked in one step against sequential runs.",
 )
 _PRESET = flags.DEFINE_string(
     "preset",
@@ -27,14 +30,22 @@ _PRESET = flags.DEFINE_string(
     "Architecture (random weights; evaluate: the embedded checkpoint unless --random_weights).",
 )
 _BATCH = flags.DEFINE_integer("batch", 8, "Batch size (evaluate: prompts per pass).")
-_SEQ_LEN = flags.DEFINE_integer("seq_len", 256, "Sequence length (forward and train).")
+_SEQ_LEN = flags.DEFINE_integer("seq_len", 256, "Sequence length (forward, train, stacked).")
 _DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Precisions to measure.")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats (the median is reported).")
-_RANK = flags.DEFINE_integer("rank", 8, "LoRA rank (train and evaluate workloads).")
+_REPEATS = flags.DEFINE_integer(
+    "repeats",
+    5,
+    "Timed repeats (the median is reported); stacked: steps per adapter and run, the first "
+    "compiling (the wall time counts them all, the steady state is the median of the rest).",
+)
+_RANK = flags.DEFINE_integer("rank", 8, "LoRA rank (train, stacked and evaluate workloads).")
 _TARGETS = flags.DEFINE_string(
     "targets",
     "default",
-    "train and evaluate: LoRA targets ('default' = q_proj,v_proj; 'all-linear').",
+    "train, stacked and evaluate: LoRA targets ('default' = q_proj,v_proj; 'all-linear').",
+)
+_ADAPTERS = flags.DEFINE_integer(
+    "adapters", 3, "stacked: adapters trained (K), stacked and in K sequential runs.", lower_bound=1
 )
 _NUM_PROMPTS = flags.DEFINE_integer(
     "num_prompts", 32, "evaluate: P2 stems scored and P7 texts drifted per call."
@@ -108,6 +119,19 @@ def main(argv):
             micro_batches=[int(count) for count in _MICRO_BATCHES.value],
         )
         print(train.format_table(report))
+    elif _WORKLOAD.value == "stacked":
+        report = stacked.run(
+            preset=_PRESET.value,
+            batch=_BATCH.value,
+            seq_len=_SEQ_LEN.value,
+            adapters=_ADAPTERS.value,
+            dtypes=_DTYPES.value,
+            rank=_RANK.value,
+            targets=_TARGETS.value,
+            steps=_REPEATS.value,
+            with_reference=_REFERENCE.value,
+        )
+        print(stacked.format_table(report))
     else:
         report = forward.run(**sizes, seq_len=_SEQ_LEN.value, with_transformers=_REFERENCE.value)
         print(forward.format_table(report))

@@ -2,18 +2,22 @@
 # The GPU check of issue 7, prepared for one lent NVIDIA H200 (JAX with CUDA installed there,
 # nothing downloadable): the LoRA training step and the probe evaluator on a Llama-3.2-1B-shaped
 # model with random weights, bfloat16, pathjax alone (torch's reference runs on the CPU and is
-# off), MFU against the bf16 matmul peak measured in the same process. About 8 minutes at most.
+# off), MFU against the bf16 matmul peak measured in the same process; then (issue 17) three
+# SmolLM2-135M adapters trained stacked in one step against three sequential runs, the model a
+# study trains. About 10 minutes at most.
 #
 # Through the device tool, from the repo root, with the missing Python packages as wheels in
 # .whl (BENCHMARKS.md, "The H200 check", says how to fetch them):
-#   run(command="bash launch/h200_check.sh", carry=[".whl"], timeout_s=540)
-# Writes train.json, evaluate.json, their logs and env.txt to $OUT when set (else a temp folder).
+#   run(command="bash launch/h200_check.sh", carry=[".whl"], timeout_s=600)
+# Writes train.json, evaluate.json, stacked.json, their logs and env.txt to $OUT when set (else a
+# temp folder).
 #
 # Every setting below can be overridden from the environment; a smoke test of the same commands
 # on CPU, a few seconds of work:
 #   WHEELS= PYTHON=python PRESET=tiny-llama SEQ_LEN=64 BATCH=2 FALLBACK_BATCH=2 REPEATS=1 \
 #     EVAL_PRESET=tiny-smollm2 EVAL_TOKENIZER=smollm2-135m NUM_PROMPTS=2 EVAL_BATCH=2 \
-#     EVAL_REPEATS=1 bash launch/h200_check.sh
+#     EVAL_REPEATS=1 STACKED_PRESET=tiny-llama STACKED_SEQ_LEN=16 STACKED_BATCH=2 \
+#     STACKED_STEPS=2 bash launch/h200_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +38,14 @@ EVAL_REPEATS=${EVAL_REPEATS:-3}
 TRAIN_TIMEOUT_S=${TRAIN_TIMEOUT_S:-170}
 FALLBACK_TIMEOUT_S=${FALLBACK_TIMEOUT_S:-100}
 EVAL_TIMEOUT_S=${EVAL_TIMEOUT_S:-200}
+# Issue 17: the study's model, whose small per-adapter batches leave an accelerator mostly idle.
+STACKED_PRESET=${STACKED_PRESET:-smollm2-135m}
+STACKED_SEQ_LEN=${STACKED_SEQ_LEN:-256}
+STACKED_BATCH=${STACKED_BATCH:-8}  # Per adapter and step, as in the study's training.
+ADAPTERS=${ADAPTERS:-3}
+STACKED_STEPS=${STACKED_STEPS:-10}  # Per adapter; the first compiles.
+# Last, so a timeout here costs no other result: 4 compiles (stacked; sequential shared, 2 more).
+STACKED_TIMEOUT_S=${STACKED_TIMEOUT_S:-110}
 
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 # Each step is its own process and the only one on the GPU: let XLA take most of the 141 GB
@@ -101,12 +113,31 @@ step evaluate "$EVAL_TIMEOUT_S" --workload=evaluate --preset="$EVAL_PRESET" --ra
   --tokenizer="$EVAL_TOKENIZER" --dtypes="$DTYPES" --num_prompts="$NUM_PROMPTS" \
   --batch="$EVAL_BATCH" --repeats="$EVAL_REPEATS" --noreference || failed=1
 
+step stacked "$STACKED_TIMEOUT_S" --workload=stacked --preset="$STACKED_PRESET" \
+  --seq_len="$STACKED_SEQ_LEN" --batch="$STACKED_BATCH" --adapters="$ADAPTERS" \
+  --dtypes="$DTYPES" --repeats="$STACKED_STEPS" --noreference || failed=1
+
 "$PYTHON" - "$OUT_DIR" <<'EOF'
 import glob, json, os, sys
 
 print("== summary")
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
     report = json.load(open(path))
+    if report["workload"] == "stacked":
+        for r in report["results"]:
+            print(
+                f"stacked {report['preset']} {r['dtype']} {r['side']}, {r['adapters']} adapters "
+                f"x {report['batch']}x{report['seq_len']}: {r['tokens_per_s']:.0f} tokens/s, "
+                f"wall {r['wall_s']:.1f} s for {r['steps']} steps (compiles in), "
+                f"MFU {100 * r['mfu']:.1f}%"
+            )
+        for dtype, versus in report["stacked_vs"].items():
+            for other, ratio in versus.items():
+                print(
+                    f"stacked / {other} ({dtype}): {ratio['tokens_per_s']:.2f}x tokens/s, "
+                    f"wall time {ratio['wall_time']:.2f}x (issue 17 goal: 1.8x)"
+                )
+        continue
     for r in report["results"]:
         if report["workload"] == "train":
             peak = report["peak_flops_per_s"][r["dtype"]]

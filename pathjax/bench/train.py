@@ -18,8 +18,9 @@ the same process, for both sides: one ceiling per precision, so the sides compar
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -102,6 +103,54 @@ def adapter_shapes(config, lora_config: lora.LoraConfig) -> list[tuple[int, int,
     ]
 
 
+@dataclasses.dataclass
+class PathjaxModel:
+    """A preset's model with LoRA attached, split for the jitted step."""
+
+    graphdef: object
+    controls: nnx.State
+    base: nnx.State  # The frozen weights, an argument of the step.
+    adapters: nnx.State  # One adapter's initial parameters.
+
+
+def build_pathjax(config, dtype: str, lora_config: lora.LoraConfig) -> PathjaxModel:
+    model = registry.init_model(config, dtype=jnp.dtype(dtype))
+    lora.add_lora(model, lora_config, rngs=nnx.Rngs(0))
+    lora.set_train_mode(model, True)
+    graphdef, adapters, controls, base = step_lib.split_model(model)
+    # The split states hold the weights; the module would only pin a second view.
+    return PathjaxModel(graphdef, controls, base, adapters)
+
+
+def pathjax_optimizer(num_steps: int):
+    """`(tx, schedule)` of a run of `num_steps` steps, as `optimizer.make_optimizer` makes them."""
+    return optimizer.make_optimizer(_train_config(num_steps))
+
+
+def initial_state(adapters: nnx.State, tx, seed: int = 0) -> step_lib.TrainState:
+    """A run's first state; its adapters a copy, since the step donates (deletes) its input."""
+    adapters = jax.tree.map(jnp.copy, adapters)
+    return step_lib.TrainState(
+        step=jnp.zeros((), jnp.int32),
+        adapters=adapters,
+        opt_state=jax.jit(tx.init)(adapters),
+        rng=jax.random.key_data(jax.random.key(seed)),
+    )
+
+
+def one_adapter_step(parts: PathjaxModel, tx, schedule, micro_batches: int = 1):
+    """The training loop's single-adapter step, `(state, base, batch) -> (state, metrics)`,
+    not yet jitted (the stacked benchmark maps it over an adapter axis)."""
+    return functools.partial(
+        step_lib.train_step,
+        graphdef=parts.graphdef,
+        controls=parts.controls,
+        tx=tx,
+        schedule=schedule,
+        accumulation=micro_batches,
+    )
+
+
 def measure_pathjax(
     config,
     batch: dict[str, np.ndarray],
@@ -113,38 +162,19 @@ def measure_pathjax(
     micro_batches: int = 1,
 ) -> tuple[list[float], list[profile.OpTime] | None]:
     """Step times; with `profile_dir`, also one more step profiled per XLA operation."""
-    model = registry.init_model(config, dtype=jnp.dtype(dtype))
-    lora.add_lora(model, lora_config, rngs=nnx.Rngs(0))
-    lora.set_train_mode(model, True)
-    graphdef, adapters, controls, base = step_lib.split_model(model)
-    del model  # The split states hold the weights; the module would only pin a second view.
+    parts = build_pathjax(config, dtype, lora_config)
     # The compile step and the warm-up steps count towards the schedule too.
-    tx, schedule = optimizer.make_optimizer(_train_config(1 + warmup + repeats))
-    state = step_lib.TrainState(
-        step=jnp.zeros((), jnp.int32),
-        adapters=adapters,
-        opt_state=jax.jit(tx.init)(adapters),
-        rng=jax.random.key_data(jax.random.key(0)),
-    )
+    tx, schedule = pathjax_optimizer(1 + warmup + repeats)
     step_fn = jax.jit(
-        lambda s, b, batch: step_lib.train_step(
-            s,
-            b,
-            batch,
-            graphdef=graphdef,
-            controls=controls,
-            tx=tx,
-            schedule=schedule,
-            accumulation=micro_batches,
-        ),
+        one_adapter_step(parts, tx, schedule, micro_batches),
         donate_argnums=(0,),  # As in training: the adapters and moments update in place.
     )
     batch = {k: jnp.asarray(v) for k, v in batch.items()}
-    holder = {"state": state}
+    holder = {"state": initial_state(parts.adapters, tx)}
 
     def one_step():
         # Donation invalidates the old state, so each step feeds on the previous one's output.
-        holder["state"], metrics = step_fn(holder["state"], base, batch)
+        holder["state"], metrics = step_fn(holder["state"], parts.base, batch)
         jax.block_until_ready((holder["state"], metrics))
 
     one_step()  # Compilation, not timed.
@@ -153,24 +183,28 @@ def measure_pathjax(
     return times, ops
 
 
-def measure_reference(
-    hf_config: dict,
-    batch: dict[str, np.ndarray],
-    dtype: str,
-    lora_config: lora.LoraConfig,
-    repeats: int,
-    warmup: int,
-    micro_batches: int = 1,
-) -> tuple[list[float], dict[str, str]]:
-    """Times a transformers + PEFT step; also returns the dtypes torch actually ran in."""
-    import peft
+def reference_base(hf_config: dict, dtype: str):
+    """The transformers model of a preset (random weights), before PEFT wraps it."""
     import torch
     import transformers
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
     config = transformers.AutoConfig.for_model(**hf_config)
-    model = transformers.AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+    return transformers.AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+
+
+def reference_step(
+    base_model,
+    batch: dict[str, np.ndarray],
+    lora_config: lora.LoraConfig,
+    micro_batches: int = 1,
+) -> tuple[Callable[[], float], dict[str, str]]:
+    """Wraps `base_model` in PEFT (in place) with an AdamW over the adapters; returns one
+    training step on `batch` and the dtypes torch actually runs in."""
+    import peft
+    import torch
+
     targets = lora_config.targets
     peft_config = peft.LoraConfig(
         r=lora_config.rank,
@@ -183,7 +217,7 @@ def measure_reference(
     )
     # autocast_adapter_dtype (PEFT's default) keeps the adapters float32 on a bfloat16 base and
     # casts their input up: the precision split pathjax uses for its trainable state.
-    model = peft.get_peft_model(model, peft_config, autocast_adapter_dtype=True)
+    model = peft.get_peft_model(base_model, peft_config, autocast_adapter_dtype=True)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(
@@ -196,7 +230,7 @@ def measure_reference(
     tokens = mask.sum().clamp(min=1.0)
     micro_rows = ids.shape[0] // micro_batches
 
-    def one_step():
+    def one_step() -> float:
         total = 0.0
         for start in range(0, ids.shape[0], micro_rows):
             rows = slice(start, start + micro_rows)
@@ -219,8 +253,44 @@ def measure_reference(
         "base": str(next(p for p in model.parameters() if not p.requires_grad).dtype),
         "adapters": str(trainable[0].dtype),
     }
+    return one_step, precision
+
+
+def measure_reference(
+    hf_config: dict,
+    batch: dict[str, np.ndarray],
+    dtype: str,
+    lora_config: lora.LoraConfig,
+    repeats: int,
+    warmup: int,
+    micro_batches: int = 1,
+) -> tuple[list[float], dict[str, str]]:
+    """Times a transformers + PEFT step; also returns the dtypes torch actually ran in."""
+    one_step, precision = reference_step(
+        reference_base(hf_config, dtype), batch, lora_config, micro_batches
+    )
     times = forward._time(one_step, repeats, max(warmup, 1), f"{REFERENCE} {dtype}")
     return times, precision
+
+
+def step_flops(config, lora_config: lora.LoraConfig, batch: int, seq_len: int) -> float:
+    """FLOPs of one adapter's step: the work the loss needs, so the output head at the target
+    positions only (the second half of each row), whichever side computes more."""
+    return flops_lib.lora_training_flops(
+        config,
+        adapter_shapes(config, lora_config),
+        batch * seq_len,
+        seq_len,
+        head_tokens=batch * (seq_len - seq_len // 2),
+    )
+
+
+def machine_info() -> dict:
+    """Platform, devices and versions, with the optimizer's and PEFT's."""
+    machine = forward.machine_info()
+    for package in ("optax", "peft"):
+        machine["versions"][package] = _version(package)
+    return machine
 
 
 def _with_mfu(m: forward.Measurement, peak_flops: float, micro_batches: int) -> TrainMeasurement:
@@ -259,13 +329,7 @@ def run(
     config = presets.preset_config(preset)
     lora_config = lora.LoraConfig(rank=rank, targets=targets)
     data = make_batch(config.vocab_size, batch, seq_len, head_at_targets=head_at_targets)
-    flops = flops_lib.lora_training_flops(
-        config,
-        adapter_shapes(config, lora_config),
-        batch * seq_len,
-        seq_len,
-        head_tokens=batch * (seq_len - seq_len // 2),
-    )
+    flops = step_flops(config, lora_config, batch, seq_len)
     results, peaks, reference_precision, profiles = [], {}, {}, {}
     for dtype in dtypes:
         # Measured before the models exist, so their memory does not disturb it.
@@ -317,9 +381,7 @@ def run(
     if len(best) == 2:
         best["ratio"] = best[PATHJAX]["tokens_per_s"] / best[REFERENCE]["tokens_per_s"]
 
-    machine = forward.machine_info()
-    for package in ("optax", "peft"):
-        machine["versions"][package] = _version(package)
+    machine = machine_info()
     return {
         "workload": "train",
         "preset": preset,
