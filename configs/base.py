@@ -24,6 +24,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     # Attention kernel: auto (cudnn on GPUs, else cpu; falls back with a logged reason), xla
     # (jax.nn.dot_product_attention), cudnn (fused flash attention), cpu (tuned for XLA's CPU).
     config.model.attention = "auto"
+    # Decoder layers as one stacked module under nnx.scan: compiles one layer, not every one.
+    config.model.scan_layers = False
+    config.model.remat = "none"  # Recompute each layer in the backward pass: none, full, dots.
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.shape = (1, -1, 1)  # (data, fsdp, tensor); -1 takes the remaining devices.

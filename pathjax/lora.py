@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pathjax.models import layers
+from pathjax.models import layer_stack, layers
 
 
 class LoRAControl(nnx.Variable):
@@ -92,10 +92,18 @@ class LoRA(nnx.Module):
         axes: tuple[str, str],
         index: int,
         num_adapters: int | None = None,
+        num_layers: int | None = None,
         rngs: nnx.Rngs,
     ):
-        stack = () if num_adapters is None else (num_adapters,)
-        stack_axes = () if num_adapters is None else (None,)
+        # Leading axes: the layers of a stacked decoder layer (scanned away before a call sees
+        # them) or the K adapters of the evaluator (kept: every row picks its adapter).
+        if num_adapters is not None and num_layers is not None:
+            raise ValueError(
+                "Stacked adapters (the probe evaluator's) are not supported on stacked layers; "
+                f"set {layer_stack.SCAN_FIX}."
+            )
+        stack = tuple(n for n in (num_layers, num_adapters) if n is not None)
+        stack_axes = (None,) * len(stack)
         self.lora_a = nnx.LoRAParam(
             initial_a(rngs, (*stack, in_features, rank)),
             out_sharding=(*stack_axes, axes[0], None),
@@ -109,6 +117,11 @@ class LoRA(nnx.Module):
         self.scale = scale
         self.dropout = dropout
         self.index = index  # Distinct per module: folds into the dropout key.
+        self.adapter_stacked = num_adapters is not None
+        # Stacked layers share one module (one `index`): each layer folds its own index too.
+        self.layer_index = (
+            None if num_layers is None else layer_stack.PerLayer(jnp.arange(num_layers))
+        )
         self.multiplier = LoRAControl(jnp.ones((), jnp.float32))  # Scalar or per row [b].
         self.adapter_index = LoRAControl(jnp.zeros((), jnp.int32))  # Per row [b] if stacked.
         self.dropout_key = LoRAControl(jnp.zeros((2,), jnp.uint32))
@@ -116,12 +129,15 @@ class LoRA(nnx.Module):
 
     @property
     def stacked(self) -> bool:
-        return self.lora_a.ndim == 3
+        """K adapters on a leading axis (not: stacked layers, which a call never sees)."""
+        return self.adapter_stacked
 
     def __call__(self, x_btd: jax.Array) -> jax.Array:
         dtype = x_btd.dtype
         if self.train_mode and self.dropout > 0:
             key = jax.random.fold_in(jax.random.wrap_key_data(self.dropout_key[...]), self.index)
+            if self.layer_index is not None:
+                key = jax.random.fold_in(key, self.layer_index[...])
             keep = jax.random.bernoulli(key, 1.0 - self.dropout, x_btd.shape)
             x_btd = jnp.where(keep, x_btd / (1.0 - self.dropout), 0).astype(dtype)
         a, b = self.lora_a[...].astype(dtype), self.lora_b[...].astype(dtype)
@@ -147,12 +163,26 @@ class LoRA(nnx.Module):
 
 
 def linear_modules(model: nnx.Module) -> list[tuple[str, layers.Linear]]:
-    """Every `Linear` with its dotted path (`layers.0.self_attn.q_proj`)."""
+    """Every `Linear` with its dotted path (`layers.0.self_attn.q_proj`; in stacked layers
+    `layers.self_attn.q_proj`, one module for every layer)."""
     return [
         (".".join(str(p) for p in path), module)
         for path, module in model.iter_modules()
         if isinstance(module, layers.Linear)
     ]
+
+
+def stacked_layers(module: layers.Linear) -> int | None:
+    """How many layers a `Linear` of stacked layers stands for (None: one, not stacked)."""
+    return module.kernel.shape[0] if module.kernel.ndim == 3 else None
+
+
+def per_layer_paths(path: str, module: layers.Linear) -> list[str]:
+    """The paths a module has in the loop layout (and in PEFT names): itself, or one per layer."""
+    n = stacked_layers(module)
+    if n is None:
+        return [path]
+    return [".".join(map(str, layer_stack.per_layer_path(path.split("."), i))) for i in range(n)]
 
 
 _LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h)\.(\d+)\.")
@@ -175,7 +205,36 @@ def _in_top_layers(paths: Sequence[str], top_layers: int) -> list[str]:
 
 
 def target_paths(model: nnx.Module, targets: str | Sequence[str], top_layers: int = 0) -> list[str]:
-    paths = [path for path, _ in linear_modules(model)]
+    """The model's module paths `targets` selects. Targets match per-layer paths
+    (`layers.3.self_attn.q_proj`) in both layouts; a stacked module is chosen when all of its
+    layers are, and refused when only some are (it has one adapter for every layer)."""
+    stacked = {
+        path: per_layer_paths(path, module)
+        for path, module in linear_modules(model)
+        if stacked_layers(module) is not None
+    }
+    if stacked and top_layers > 0:
+        raise ValueError(
+            f"lora.top_layers={top_layers} adapts some layers only, which stacked layers (one "
+            f"module for all) cannot; set {layer_stack.SCAN_FIX} or lora.top_layers=0."
+        )
+    chosen = _chosen_per_layer(model, targets, top_layers)
+    for path, names in stacked.items():
+        hit = [name for name in names if name in chosen]
+        if hit and len(hit) < len(names):
+            raise ValueError(
+                f"lora.targets={targets!r} adapts {len(hit)} of the {len(names)} layers' "
+                f"{path.split('.')[-1]}; stacked layers adapt all of them or none. Set "
+                f"{layer_stack.SCAN_FIX} to adapt some layers only."
+            )
+        chosen = [p for p in chosen if p not in names] + ([path] if hit else [])
+    return chosen
+
+
+def _chosen_per_layer(
+    model: nnx.Module, targets: str | Sequence[str], top_layers: int
+) -> list[str]:
+    paths = [p for path, module in linear_modules(model) for p in per_layer_paths(path, module)]
     model_type = model.config.model_type
     if targets == "default":
         targets = DEFAULT_TARGETS[model_type]
@@ -209,16 +268,18 @@ def add_lora(
         module = modules[path]
         if module.lora is not None:
             raise ValueError(f"{path} already has an adapter.")
-        axes = module.kernel.get_metadata()["out_sharding"]
+        # The kernel's own axes, without the layer axis of stacked layers.
+        axes = tuple(module.kernel.get_metadata()["out_sharding"])[-2:]
         module.lora = LoRA(
             module.in_features,
             module.out_features,
             rank=config.rank,
             scale=config.scale,
             dropout=config.dropout,
-            axes=tuple(axes),
+            axes=axes,
             index=index,
             num_adapters=num_adapters,
+            num_layers=stacked_layers(module),
             rngs=rngs,
         )
     return sorted(chosen)

@@ -49,7 +49,9 @@ def _pathjax_path(family, hf_module: str) -> str:
 
 def _target_modules(model: nnx.Module, family, paths: list[str]) -> list[str] | str:
     """PEFT's list form when whole names are adapted everywhere, else an exact regex."""
-    all_paths = [p for p, _ in lora_lib.linear_modules(model)]
+    all_paths = [
+        p for path, m in lora_lib.linear_modules(model) for p in lora_lib.per_layer_paths(path, m)
+    ]
     leaves = sorted({p.split(".")[-1] for p in paths})
     if {p for p in all_paths if p.split(".")[-1] in leaves} == set(paths):
         return leaves
@@ -72,13 +74,20 @@ def export_peft(
     pairs = lora_lib.adapters(model)
     if not pairs:
         raise AdapterError("The model has no adapters to export.")
-    tensors = {}
+    linear = dict(lora_lib.linear_modules(model))
+    tensors, paths = {}, []
     for path, lora in pairs:
         if lora.stacked:
             raise AdapterError("Stacked adapters: export them one at a time.")
-        module = PREFIX + _hf_module(family, path)
-        tensors[f"{module}.lora_A.weight"] = np.ascontiguousarray(np.asarray(lora.lora_a[...]).T)
-        tensors[f"{module}.lora_B.weight"] = np.ascontiguousarray(np.asarray(lora.lora_b[...]).T)
+        # Stacked layers: one PEFT module per layer, as the loop layout names them.
+        names = lora_lib.per_layer_paths(path, linear[path])
+        a = np.asarray(lora.lora_a[...]).reshape(len(names), *lora.lora_a.shape[-2:])
+        b = np.asarray(lora.lora_b[...]).reshape(len(names), *lora.lora_b.shape[-2:])
+        for name, a_ir, b_ro in zip(names, a, b, strict=True):
+            module = PREFIX + _hf_module(family, name)
+            tensors[f"{module}.lora_A.weight"] = np.ascontiguousarray(a_ir.T)
+            tensors[f"{module}.lora_B.weight"] = np.ascontiguousarray(b_ro.T)
+        paths.extend(names)
     adapter_config = {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
@@ -87,7 +96,7 @@ def export_peft(
         "lora_alpha": config.alpha,
         "lora_dropout": config.dropout,
         "use_rslora": config.use_rslora,
-        "target_modules": _target_modules(model, family, [p for p, _ in pairs]),
+        "target_modules": _target_modules(model, family, paths),
         # GPT-2's Conv1D stores [in, out]; PEFT needs to know for merging.
         "fan_in_fan_out": not family.HF_LINEAR_TRANSPOSED,
         "bias": "none",
@@ -152,7 +161,12 @@ def load_peft(model: nnx.Module, folder: str) -> lora_lib.LoraConfig:
     family = registry.family_of(model.config)
     config, _ = read_peft_config(folder)
     modules = read_peft_tensors(folder, family)
-    linear = dict(lora_lib.linear_modules(model))
+    # Per-layer path -> (module, its layer in a stacked module or None).
+    linear = {
+        name: (module, i if lora_lib.stacked_layers(module) is not None else None)
+        for path, module in lora_lib.linear_modules(model)
+        for i, name in enumerate(lora_lib.per_layer_paths(path, module))
+    }
     unknown = sorted(set(modules) - set(linear))
     if unknown:
         raise AdapterError(
@@ -161,14 +175,25 @@ def load_peft(model: nnx.Module, folder: str) -> lora_lib.LoraConfig:
         )
     exact = "(" + "|".join(re.escape(p) for p in sorted(modules)) + ")"
     lora_lib.add_lora(model, dataclasses.replace(config, targets=exact), rngs=nnx.Rngs(0))
+    stacked_values = {}  # id of a stacked variable -> (variable, its values, layer by layer)
     for path, weights in modules.items():
-        lora = linear[path].lora
-        for which, variable in (("A", lora.lora_a), ("B", lora.lora_b)):
-            if weights[which].shape != variable.shape:
+        module, layer = linear[path]
+        for which, variable in (("A", module.lora.lora_a), ("B", module.lora.lora_b)):
+            shape = variable.shape if layer is None else variable.shape[1:]
+            if weights[which].shape != shape:
                 raise AdapterError(
                     f"{folder}: {path}.lora_{which} has shape {weights[which].T.shape} (PEFT "
-                    f"layout) but this model needs {variable.shape[::-1]}: the adapter belongs "
+                    f"layout) but this model needs {shape[::-1]}: the adapter belongs "
                     "to a base model of another size."
                 )
-            variable[...] = np.asarray(weights[which], np.float32)
+            value = np.asarray(weights[which], np.float32)
+            if layer is None:
+                variable[...] = value
+            else:
+                _, values = stacked_values.setdefault(
+                    id(variable), (variable, np.zeros(variable.shape, np.float32))
+                )
+                values[layer] = value
+    for variable, values in stacked_values.values():
+        variable[...] = values  # Every layer is set: `add_lora` refuses partly adapted stacks.
     return dataclasses.replace(config, targets=exact)

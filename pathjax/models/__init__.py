@@ -36,6 +36,8 @@ def load_model(
     rules=sharding_lib.DEFAULT_RULES,
     num_layers: int | None = None,
     attention: str = "auto",
+    scan_layers: bool = False,
+    remat: str = "none",
 ):
     """Returns `(model, tokenizer)`.
 
@@ -48,6 +50,8 @@ def load_model(
       mesh: place parameters straight into the shardings their logical names ask for.
       num_layers: keep only the first layers (a fast pretrained stand-in for smoke runs).
       attention: the attention kernel (`attention_backends.BACKENDS`; "auto" picks by platform).
+      scan_layers: decoder layers stacked on a leading axis and run under `nnx.scan`.
+      remat: rematerialization of each layer: "none", "full" or "dots" (`layer_stack`).
     """
     dtype = jnp.dtype(dtype)
     if embedded.is_embedded(source):
@@ -57,6 +61,7 @@ def load_model(
         hf_config = gguf_file.hf_config()
         family, config = registry.config_from_hf(hf_config, origin=source)
         config = registry.with_attention(registry.truncate(config, num_layers), attention)
+        config = registry.with_layout(config, scan_layers=scan_layers, remat=remat)
         abstract = registry.abstract_model(family, config, dtype=dtype)
         model = checkpoints.fill_model(
             abstract, family, gguf_file.tensor_source(hf_config), mesh=mesh, rules=rules
@@ -71,6 +76,8 @@ def load_model(
             rules=rules,
             num_layers=num_layers,
             attention=attention,
+            scan_layers=scan_layers,
+            remat=remat,
         )
         auto_tokenizer = lambda: _folder_tokenizer(folder, model.config)  # noqa: E731
 

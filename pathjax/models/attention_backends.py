@@ -103,7 +103,7 @@ def attend(
         )
     b, t = q_bthf.shape[:2]
     s = k_bskf.shape[1]
-    if inputs.cache_index is None:
+    if inputs.cache_index is None and not isinstance(sliding_window, jax.Array):
         # Query i is key i: causality and the window are the kernel's own flags (cuDNN then
         # skips the masked blocks); padding is the only explicit mask. cuDNN wants it [b,1,t,s].
         mask = jnp.broadcast_to(inputs.key_valid_bs[:, None, None, :], (b, 1, t, s))
@@ -111,6 +111,7 @@ def attend(
         flags = dict(is_causal=True, local_window_size=window)
     else:
         # Decoding: queries sit at the cache index, so the flags' diagonal would be wrong.
+        # A window that is scanned data (stacked layers) cannot be a flag, which must be static.
         mask, flags = inputs.mask(sliding_window), {}
     return jax.nn.dot_product_attention(
         q_bthf, k_bskf, v_bskf, mask=mask, scale=scale, implementation=backend, **flags

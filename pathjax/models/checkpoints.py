@@ -21,7 +21,7 @@ import tqdm
 from flax import nnx
 
 from pathjax import sharding as sharding_lib
-from pathjax.models import registry
+from pathjax.models import layer_stack, registry
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 # Keys transformers writes that are buffers or derived copies, not parameters.
@@ -81,9 +81,10 @@ def fill_model(
 ) -> nnx.Module:
     """Replaces every abstract parameter with the checkpoint's array, placed in its sharding."""
     graphdef, state = nnx.split(abstract_model)
-    wanted = {path: hf_key(family, path) for path, _ in _flat_params(state)}
+    config = abstract_model.config
+    wanted = {path: _hf_keys(family, config, path) for path, _ in _flat_params(state)}
     available = set(tensors)
-    missing = sorted(k for k, _ in wanted.values() if k not in available)
+    missing = sorted(k for keys in wanted.values() for k, _ in keys if k not in available)
     if missing:
         raise CheckpointError(
             f"{tensors.origin} lacks {len(missing)} tensor(s) the {family.__name__.split('.')[-1]} "
@@ -94,19 +95,44 @@ def fill_model(
     params = list(_flat_params(state))
     # disable=None: a bar on terminals, silence in logs and CI.
     for path, variable in tqdm.tqdm(params, desc="Loading weights", unit="tensor", disable=None):
-        key, transposed = wanted[path]
+        keys = wanted[path]
+        if layer_stack.is_stacked_path(config, path):
+            readers = [
+                _reader(tensors, key, transposed, variable.shape[1:]) for key, transposed in keys
+            ]
+            value = _place_stacked(readers, variable, mesh, rules)
+        else:
+            ((key, transposed),) = keys
+            value = _place(
+                _reader(tensors, key, transposed, variable.shape)(), variable, mesh, rules
+            )
+        leaves.append((path, variable.replace(value)))
+    return nnx.merge(graphdef, nnx.from_flat_state(leaves))
+
+
+def _hf_keys(family: ModuleType, config, path) -> list[tuple[str, bool]]:
+    """The transformers keys of a parameter: one per layer for a stacked one, in layer order."""
+    if layer_stack.is_stacked_path(config, path):
+        return [
+            hf_key(family, layer_stack.per_layer_path(path, i)) for i in range(config.num_layers)
+        ]
+    return [hf_key(family, path)]
+
+
+def _reader(tensors: TensorSource, key: str, transposed: bool, shape) -> Callable[[], Any]:
+    """Reads `key` in pathjax's layout, refusing a shape other than `shape`."""
+
+    def read():
         array = tensors[key]
-        expected = tuple(reversed(variable.shape)) if transposed else tuple(variable.shape)
+        expected = tuple(reversed(shape)) if transposed else tuple(shape)
         if tuple(array.shape) != expected:
             raise CheckpointError(
                 f"{tensors.origin}: tensor {key!r} has shape {tuple(array.shape)} but the config "
                 f"implies {expected}. The weights do not belong to this config.json."
             )
-        if transposed:
-            array = array.T
-        value = _place(array, variable, mesh, rules)
-        leaves.append((path, variable.replace(value)))
-    return nnx.merge(graphdef, nnx.from_flat_state(leaves))
+        return array.T if transposed else array
+
+    return read
 
 
 def _place(array, variable: nnx.Variable, mesh, rules) -> jax.Array:
@@ -120,6 +146,29 @@ def _place(array, variable: nnx.Variable, mesh, rules) -> jax.Array:
     )
     # Each device receives only its slice, also across hosts of a multi-controller run.
     return jax.make_array_from_callback(variable.shape, target, lambda index: host[index])
+
+
+def _place_stacked(readers, variable: nnx.Variable, mesh, rules) -> jax.Array:
+    """The layers' tensors stacked on a leading axis, each read once as it is stacked.
+
+    With a mesh, each distinct device slice is built layer by layer, so a host holds one
+    layer's full tensor plus its own slices, never the whole stack (the layer axis is unsharded).
+    """
+    dtype = variable.dtype
+    if mesh is None:
+        return jnp.stack([jnp.asarray(read(), dtype=dtype) for read in readers])
+    names = variable.get_metadata().get("out_sharding")
+    target = sharding_lib.sharding_for(variable.shape, names, mesh, rules)
+    index_of = target.addressable_devices_indices_map(variable.shape)
+    slice_key = lambda index: tuple((s.start, s.stop, s.step) for s in index[1:])  # noqa: E731
+    slices: dict[tuple, list[np.ndarray]] = {slice_key(i): [] for i in index_of.values()}
+    for read in readers:
+        host = np.asarray(read()).astype(dtype)
+        for key in slices:
+            slices[key].append(host[tuple(slice(*k) for k in key)])
+    stacked = {key: np.stack(parts) for key, parts in slices.items()}
+    arrays = [jax.device_put(stacked[slice_key(i)], d) for d, i in index_of.items()]
+    return jax.make_array_from_single_device_arrays(variable.shape, target, arrays)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,10 +248,13 @@ def load_hf_folder(
     rules=sharding_lib.DEFAULT_RULES,
     num_layers: int | None = None,
     attention: str = "auto",
+    scan_layers: bool = False,
+    remat: str = "none",
 ) -> nnx.Module:
     hf_config = read_hf_config(folder)
     family, config = registry.config_from_hf(hf_config, origin=folder)
     config = registry.with_attention(registry.truncate(config, num_layers), attention)
+    config = registry.with_layout(config, scan_layers=scan_layers, remat=remat)
     tensors = _strip_prefix_aliases(safetensors_source(folder), family)
     abstract = registry.abstract_model(family, config, dtype=dtype)
     return fill_model(abstract, family, tensors, mesh=mesh, rules=rules)
@@ -219,9 +271,12 @@ def model_tensors(model: nnx.Module) -> dict[str, np.ndarray]:
     for path, variable in _flat_params(nnx.state(model, nnx.Param)):
         if "lora" in path:
             continue
-        key, transposed = hf_key(family, path)
         array = np.asarray(jax.device_get(variable[...]))
-        out[key] = np.ascontiguousarray(array.T if transposed else array)
+        keys = _hf_keys(family, model.config, path)
+        # A stacked parameter's layers, one key each, in layer order.
+        arrays = list(array) if layer_stack.is_stacked_path(model.config, path) else [array]
+        for (key, transposed), one in zip(keys, arrays, strict=True):
+            out[key] = np.ascontiguousarray(one.T if transposed else one)
     return out
 
 

@@ -13,20 +13,17 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pathjax.models import activations, attention_backends, layers
+from pathjax.models import activations, attention_backends, layer_stack, layers
 from pathjax.models.decoder_config import MODEL_TYPES, Config
 
 __all__ = ["MODEL_TYPES", "Config", "Model"]
 
 
 class Attention(nnx.Module):
-    def __init__(
-        self, cfg: Config, layer_index: int, backend: str, *, dtype, param_dtype, rngs: nnx.Rngs
-    ):
+    def __init__(self, cfg: Config, backend: str, *, dtype, param_dtype, rngs: nnx.Rngs):
         d, f = cfg.hidden_size, cfg.head_dim
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, f
-        self.sliding_window = cfg.window_of_layer(layer_index)
         self.scale = cfg.attention_scale
         self.softcap = cfg.attn_logit_softcapping
         self.backend = backend
@@ -47,6 +44,7 @@ class Attention(nnx.Module):
         inputs: layers.AttentionInputs,
         rope: layers.RotaryTables,
         cache: layers.LayerCache | None,
+        window: int | jax.Array | None,
     ) -> tuple[jax.Array, layers.LayerCache | None]:
         b, t, _ = x_btd.shape
         q = self.q_proj(x_btd).reshape(b, t, self.num_heads, self.head_dim)
@@ -65,7 +63,7 @@ class Attention(nnx.Module):
             k,
             v,
             inputs,
-            self.sliding_window,
+            window,
             scale=self.scale,
             softcap=self.softcap,
         )
@@ -93,14 +91,12 @@ class DecoderLayer(nnx.Module):
     norms (Gemma) `x + post_attention_norm(attn(input_norm(x)))`, then
     `x + post_feedforward_norm(mlp(pre_feedforward_norm(x)))` (transformers' names)."""
 
-    def __init__(
-        self, cfg: Config, layer_index: int, backend: str, *, dtype, param_dtype, rngs: nnx.Rngs
-    ):
+    def __init__(self, cfg: Config, backend: str, *, dtype, param_dtype, rngs: nnx.Rngs):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         norm = dict(eps=cfg.rms_norm_eps, offset=cfg.norm_offset, **kw)
         d = cfg.hidden_size
         self.input_layernorm = layers.RMSNorm(d, **norm)
-        self.self_attn = Attention(cfg, layer_index, backend, **kw)
+        self.self_attn = Attention(cfg, backend, **kw)
         self.post_attention_layernorm = layers.RMSNorm(d, **norm)
         # Created in this order (each draws from `rngs`): random initializations stay as before
         # the families shared this module.
@@ -109,8 +105,10 @@ class DecoderLayer(nnx.Module):
         self.mlp = MLP(cfg, **kw)
         self.post_feedforward_layernorm = layers.RMSNorm(d, **norm) if extra else None
 
-    def __call__(self, x, inputs, rope, cache):
-        h, cache = self.self_attn(self.input_layernorm(x), inputs, rope, cache)
+    def __call__(self, x, inputs, rope, cache, window):
+        """`window`: this layer's sliding window (None: full attention), an int in the loop
+        layout and a scanned int32 array in the stacked one."""
+        h, cache = self.self_attn(self.input_layernorm(x), inputs, rope, cache, window)
         if self.post_feedforward_layernorm is None:
             x = x + h
             return x + self.mlp(self.post_attention_layernorm(x)), cache
@@ -143,7 +141,8 @@ class Model(nnx.Module):
         )
         init = nnx.initializers.normal(cfg.initializer_range)
         self.embed_tokens = layers.Embed(cfg.vocab_size, cfg.hidden_size, init=init, **kw)
-        self.layers = nnx.List([DecoderLayer(cfg, i, backend, **kw) for i in range(cfg.num_layers)])
+        listed = [DecoderLayer(cfg, backend, **kw) for _ in range(cfg.num_layers)]
+        self.layers = layer_stack.stack_modules(listed) if cfg.scan_layers else nnx.List(listed)
         self.norm = layers.RMSNorm(
             cfg.hidden_size, eps=cfg.rms_norm_eps, offset=cfg.norm_offset, **kw
         )
@@ -181,11 +180,10 @@ class Model(nnx.Module):
             # Rounded to the compute dtype first, as transformers does (sqrt(640) is 25.25 in
             # bfloat16).
             x = x * jnp.asarray(math.sqrt(cfg.hidden_size), x.dtype)
-        new_layers = []
-        for i, layer in enumerate(self.layers):
-            layer_cache = None if cache is None else cache.layers[i]
-            x, layer_cache = layer(x, inputs, tables[cfg.rope_of_layer(i)], layer_cache)
-            new_layers.append(layer_cache)
+        if cfg.scan_layers:
+            x, new_layers = self._scanned_layers(x, inputs, tables, cache)
+        else:
+            x, new_layers = self._listed_layers(x, inputs, tables, cache)
         x = layers.head_rows(x, last_only, head_positions)
         x = self.norm(x)
         head = self.embed_tokens.attend if self.lm_head is None else self.lm_head
@@ -196,6 +194,63 @@ class Model(nnx.Module):
         if cache is None:
             return logits
         return logits, layers.Cache(new_layers, valid_bs, cache.index + t)
+
+    def _listed_layers(self, x, inputs, tables, cache):
+        cfg = self.config
+        new_layers = []
+        for i, layer in enumerate(self.layers):
+            layer_cache = None if cache is None else cache.layers[i]
+            call = layer_stack.with_remat(_layer_call(inputs, cfg.window_of_layer(i)), cfg.remat)
+            x, layer_cache = call(layer, x, tables[cfg.rope_of_layer(i)], layer_cache)
+            new_layers.append(layer_cache)
+        return x, new_layers
+
+    def _scanned_layers(self, x, inputs, tables, cache):
+        """The stacked layer under `nnx.scan`. What differs between layers (Gemma's window and
+        rotary base) is scanned data, not Python branches: each layer's window (or one static
+        window shared by all) and the index of its rotary table."""
+        cfg = self.config
+        n = cfg.num_layers
+        windows = {cfg.window_of_layer(i) for i in range(n)}
+        window_l = None
+        if len(windows) > 1:
+            # No window: one wider than any distance, so the mask is exactly full attention's.
+            no_window = jnp.iinfo(jnp.int32).max
+            window_l = jnp.asarray(
+                [cfg.window_of_layer(i) or no_window for i in range(n)], jnp.int32
+            )
+        ropes = list(tables)
+        rope_l = jnp.asarray([ropes.index(cfg.rope_of_layer(i)) for i in range(n)], jnp.int32)
+        tables_r = jax.tree.map(lambda *ts: jnp.stack(ts), *tables.values())
+        static_window = None if window_l is not None else next(iter(windows))
+        cache_l = None
+        if cache is not None:
+            cache_l = jax.tree.map(lambda *cs: jnp.stack(cs), *cache.layers)
+
+        def step(x, layer, window, rope_index, layer_cache):
+            rope = jax.tree.map(lambda table: table[rope_index], tables_r)
+            window = static_window if window is None else window
+            return layer(x, inputs, rope, layer_cache, window)
+
+        scanned = nnx.StateAxes({layer_stack.SCANNED: 0, ...: None})
+        x, cache_l = nnx.scan(
+            layer_stack.with_remat(step, cfg.remat),
+            in_axes=(nnx.Carry, scanned, 0, 0, 0),
+            out_axes=(nnx.Carry, 0),
+        )(x, self.layers, window_l, rope_l, cache_l)
+        if cache is None:
+            return x, None
+        return x, [jax.tree.map(lambda c, i=i: c[i], cache_l) for i in range(n)]
+
+
+def _layer_call(inputs: layers.AttentionInputs, window: int | None):
+    """One layer's call as a module-first function of arrays, which `nnx.remat` can wrap; the
+    inputs (a plain dataclass) and the static window are closed over."""
+
+    def call(layer: DecoderLayer, x, rope, cache):
+        return layer(x, inputs, rope, cache, window)
+
+    return call
 
 
 # Checkpoint naming (see `pathjax.models.checkpoints`): parameter paths map one to one onto

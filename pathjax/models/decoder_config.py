@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pathjax.models import activations, hf_attributes, layers
+from pathjax.models import activations, hf_attributes, layer_stack, layers
 
 MODEL_TYPES = ("llama", "qwen2", "mistral", "gemma3_text")
 LAYER_TYPES = ("sliding_attention", "full_attention")
@@ -66,6 +66,10 @@ class Config:
     eos_token_id: int | list[int] | None = None
     pad_token_id: int | None = None
     attention: str = "auto"  # Attention kernel (`attention_backends.BACKENDS`); not in HF.
+    # Layers as one module with parameters stacked on a leading axis, run under `nnx.scan`
+    # (`layer_stack`); not in HF. Compiles one layer instead of `num_layers`.
+    scan_layers: bool = False
+    remat: str = "none"  # Rematerialization of each layer: none, full, dots (`layer_stack`).
 
     def __post_init__(self):
         if self.num_heads % self.num_kv_heads:
@@ -74,6 +78,7 @@ class Config:
                 f"{self.num_kv_heads} (grouped-query attention)."
             )
         activations.canonical_activation(self.activation)
+        layer_stack.check_remat(self.remat)
         if self.layer_types is None:
             return
         if len(self.layer_types) != self.num_layers:

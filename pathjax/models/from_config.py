@@ -15,7 +15,8 @@ def model_from_config(model_config, *, mesh=None, rules=sharding_lib.DEFAULT_RUL
     """A checkpoint when `source` is set, else random weights of `preset`.
 
     `tokenizer` (optional) overrides the checkpoint's tokenizer, or gives a preset one;
-    `attention` (optional, default "auto") picks the attention kernel.
+    `attention` (optional, default "auto") picks the attention kernel; `scan_layers` and `remat`
+    (optional) the layer layout and rematerialization (`layer_stack`).
     """
     if bool(model_config.source) == bool(model_config.preset):
         raise ValueError(
@@ -24,6 +25,10 @@ def model_from_config(model_config, *, mesh=None, rules=sharding_lib.DEFAULT_RUL
         )
     tokenizer_source = model_config.get("tokenizer") or None
     attention = model_config.get("attention") or "auto"
+    layout = dict(
+        scan_layers=bool(model_config.get("scan_layers", False)),
+        remat=model_config.get("remat") or "none",
+    )
     if model_config.source:
         return load_model(
             model_config.source,
@@ -33,8 +38,10 @@ def model_from_config(model_config, *, mesh=None, rules=sharding_lib.DEFAULT_RUL
             rules=rules,
             num_layers=model_config.get("num_layers") or None,
             attention=attention,
+            **layout,
         )
     config = registry.with_attention(presets.preset_config(model_config.preset), attention)
+    config = registry.with_layout(config, **layout)
     dtype = jnp.dtype(model_config.dtype)
     model = registry.init_model(config, seed=seed, dtype=dtype)
     if mesh is not None:

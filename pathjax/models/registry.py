@@ -9,7 +9,7 @@ from typing import Any
 import jax.numpy as jnp
 from flax import nnx
 
-from pathjax.models import attention_backends, decoder, gpt2
+from pathjax.models import attention_backends, decoder, gpt2, layer_stack
 
 FAMILIES: dict[str, ModuleType] = {
     **{model_type: gpt2 for model_type in gpt2.MODEL_TYPES},
@@ -66,6 +66,20 @@ def with_attention(config: Any, attention: str) -> Any:
     """The config with attention backend `attention` (`attention_backends.BACKENDS`)."""
     attention_backends.check_name(attention)
     return dataclasses.replace(config, attention=attention)
+
+
+def with_layout(config: Any, *, scan_layers: bool = False, remat: str = "none") -> Any:
+    """The config with its layers stacked under `nnx.scan` or listed, and remat policy `remat`
+    (`layer_stack`). Families without these fields (GPT-2) accept only the defaults."""
+    layer_stack.check_remat(remat)
+    if not hasattr(config, "scan_layers"):
+        if scan_layers or remat != "none":
+            raise ValueError(
+                f"model.scan_layers / model.remat are not supported for {config.model_type}; "
+                "set model.scan_layers=False and model.remat='none'."
+            )
+        return config
+    return dataclasses.replace(config, scan_layers=bool(scan_layers), remat=remat)
 
 
 def family_of(config: Any) -> ModuleType:

@@ -40,7 +40,13 @@ def dataset_identity(config) -> dict[str, Any]:
 
 
 def model_identity(config, model) -> dict[str, Any]:
-    return {
+    identity = {
         "source": config.model.source or f"preset:{config.model.preset}",
         "architecture": json.loads(json.dumps(model.config.to_hf(), default=str)),
     }
+    if getattr(model.config, "scan_layers", False):
+        # Adapters of stacked layers have another shape ([layers, ...]); the value names the
+        # setting, so a mismatch error shows the fix. Absent in the loop layout: checkpoints
+        # written before the setting existed keep matching.
+        identity["layer_layout"] = "stacked: model.scan_layers=True"
+    return identity
