@@ -9,8 +9,6 @@ The default config is the embedded SmolLM2-135M (configs/smollm2_135m.py), sized
 a 2-core CPU; `--config.<field>=value` overrides any field (see configs/base.py).
 """
 
-import os
-
 from launch import common
 
 common.set_hub_access()  # Before anything imports huggingface_hub.
@@ -18,7 +16,7 @@ common.set_hub_access()  # Before anything imports huggingface_hub.
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from pathjax import experiment  # noqa: E402
+from pathjax import experiment, storage  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/smollm2_135m.py", "Model config (with :variants)."
@@ -37,10 +35,10 @@ def main(argv):
     results = experiment.run_experiment(configs, _WORKDIR.value)
     for result in results:
         for name, path in result["paths"].items():
-            print(f"[{result['name']}] {name}: {os.path.abspath(path)}")
+            print(f"[{result['name']}] {name}: {storage.absolute(path)}")
     report = results[0]["paths"].get("report.md")
     if report:
-        print(f"\nThe report: {os.path.abspath(report)}")
+        print(f"\nThe report: {storage.absolute(report)}")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ shared checkpoints in WORKDIR/stacked):
         --conditions=depression,paranoia,control --seeds=0,1
 """
 
-import os
-
 from launch import common
 
 common.set_hub_access()  # Before anything imports huggingface_hub.
@@ -17,6 +15,7 @@ common.set_hub_access()  # Before anything imports huggingface_hub.
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from pathjax import storage  # noqa: E402
 from pathjax.train import loop, stacking  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (with :variants).")
@@ -35,7 +34,7 @@ def main(argv):
     if not _CONDITIONS.value and not _SEEDS.value:
         result = loop.train(config, workdir, max_steps=_MAX_STEPS.value)
         print(f"Trained to step {result.final_step}; validation: {result.validation}")
-        print(f"Checkpoints and metrics in {os.path.abspath(result.workdir)}")
+        print(f"Checkpoints and metrics in {storage.absolute(result.workdir)}")
         return
     runs = stacking.adapter_runs(
         config,
@@ -43,10 +42,12 @@ def main(argv):
         [int(s) for s in _SEEDS.value] or [int(config.train.seed)],
         workdir,
     )
-    results = loop.train_stacked(runs, os.path.join(workdir, "stacked"), max_steps=_MAX_STEPS.value)
+    results = loop.train_stacked(
+        runs, storage.join_normalized(workdir, "stacked"), max_steps=_MAX_STEPS.value
+    )
     for run, result in zip(runs, results, strict=True):
         print(f"{run.name}: step {result.final_step}; validation: {result.validation}")
-    print(f"Adapters in {os.path.abspath(workdir)}/<condition>-seed<seed>")
+    print(f"Adapters in {storage.absolute(workdir)}/<condition>-seed<seed>")
 
 
 if __name__ == "__main__":

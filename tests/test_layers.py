@@ -17,6 +17,7 @@ LAYERS = {
     "configs": 0,
     "pathjax.data": 1,
     "pathjax.provenance": 1,
+    "pathjax.storage": 1,
     "pathjax.models": 2,
     "pathjax.lora": 2,
     "pathjax.peft_format": 2,

@@ -507,7 +507,6 @@ def run(
             ratios[dtype]["total"] = sum(r.median_s for r in b) / sum(r.median_s for r in a)
 
     machine = forward.machine_info()
-    machine["versions"]["peft"] = _version("peft")
     machine["load_average_start"] = list(load_start)
     machine["load_average_end"] = list(os.getloadavg())
     return {
@@ -528,15 +527,6 @@ def run(
         "torch_threads": torch_threads,
         "machine": machine,
     }
-
-
-def _version(package: str) -> str | None:
-    import importlib.metadata as md
-
-    try:
-        return md.version(package)
-    except md.PackageNotFoundError:
-        return None
 
 
 def format_table(report: dict) -> str:

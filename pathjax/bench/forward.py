@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ import numpy as np
 import tqdm
 from flax import nnx
 
+from pathjax import provenance
 from pathjax.models import presets, registry
 from pathjax.models.flops import forward_flops
 
@@ -129,21 +129,15 @@ def run(
 
 
 def machine_info() -> dict:
-    import importlib.metadata as md
-
-    versions = {}
-    for package in ("jax", "jaxlib", "flax", "torch", "transformers"):
-        try:
-            versions[package] = md.version(package)
-        except md.PackageNotFoundError:
-            versions[package] = None
+    """Where a benchmark ran: the provenance block (versions, commit, devices, date, command)
+    and the flat fields the tables print."""
+    block = provenance.collect()
     return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "jax_backend": jax.default_backend(),
+        **block["machine"],
+        "jax_backend": block["devices"]["backend"],
         "devices": [str(d) for d in jax.devices()],
-        "versions": versions,
+        "versions": block["libraries"],
+        "provenance": block,
     }
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 
@@ -39,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from pathjax import lora
-from pathjax.bench import train
+from pathjax.bench import forward, train
 from pathjax.models import presets
 from pathjax.train import peak, stacking
 
@@ -296,8 +295,7 @@ def run(
             for other in BASELINES
             if other in mine
         }
-    machine = train.machine_info()
-    machine["commit"] = _commit()
+    machine = forward.machine_info()
     machine["persistent_compilation_cache"] = jax.config.jax_compilation_cache_dir or None
     return {
         "workload": "stacked",
@@ -318,23 +316,6 @@ def run(
         "reference_precision": reference_precision,
         "machine": machine,
     }
-
-
-def _commit() -> str | None:
-    """The checkout's commit, marked when the working tree differs from it."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None  # Not a git checkout (an installed package): nothing to name.
-    return f"{commit} (with uncommitted changes)" if dirty else commit
 
 
 def format_table(report: dict) -> str:
@@ -374,7 +355,7 @@ def format_table(report: dict) -> str:
     versions = ", ".join(f"{p} {v}" for p, v in machine["versions"].items() if v)
     lines.append(
         f"machine: {machine['processor']}, {machine['cpu_count']} CPUs, "
-        f"devices {machine['devices']}, commit {machine['commit']}; {versions}"
+        f"devices {machine['devices']}, commit {_commit_of(machine)}; {versions}"
     )
     if machine["persistent_compilation_cache"]:
         lines.append(
@@ -382,3 +363,10 @@ def format_table(report: dict) -> str:
             f"({machine['persistent_compilation_cache']}): a repeated compile may be a cache hit"
         )
     return "\n".join(lines)
+
+
+def _commit_of(machine: dict) -> str:
+    git = machine["provenance"].get("git") or {}
+    if not git:
+        return "none (not a git checkout)"
+    return git["commit"][:12] + (" (with uncommitted changes)" if git["dirty"] else "")

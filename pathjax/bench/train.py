@@ -285,14 +285,6 @@ def step_flops(config, lora_config: lora.LoraConfig, batch: int, seq_len: int) -
     )
 
 
-def machine_info() -> dict:
-    """Platform, devices and versions, with the optimizer's and PEFT's."""
-    machine = forward.machine_info()
-    for package in ("optax", "peft"):
-        machine["versions"][package] = _version(package)
-    return machine
-
-
 def _with_mfu(m: forward.Measurement, peak_flops: float, micro_batches: int) -> TrainMeasurement:
     mfu = m.gflops_per_s * 1e9 / peak_flops
     return TrainMeasurement(**dataclasses.asdict(m), mfu=mfu, micro_batches=micro_batches)
@@ -381,7 +373,7 @@ def run(
     if len(best) == 2:
         best["ratio"] = best[PATHJAX]["tokens_per_s"] / best[REFERENCE]["tokens_per_s"]
 
-    machine = machine_info()
+    machine = forward.machine_info()
     return {
         "workload": "train",
         "preset": preset,
@@ -398,15 +390,6 @@ def run(
         "profiles": profiles,
         "machine": machine,
     }
-
-
-def _version(package: str) -> str | None:
-    import importlib.metadata as md
-
-    try:
-        return md.version(package)
-    except md.PackageNotFoundError:
-        return None
 
 
 def format_table(report: dict) -> str:

@@ -7,7 +7,6 @@ read is reported and the previous one is tried, so a crash during a save loses o
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,8 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 from orbax.checkpoint.checkpoint_managers import preservation_policy, save_decision_policy
+
+from pathjax import storage
 
 
 class CheckpointMismatchError(ValueError):
@@ -46,7 +47,7 @@ class Checkpointer:
         use_async: bool = True,
         read_only: bool = False,
     ):
-        self.directory = os.path.abspath(directory)
+        self.directory = storage.absolute(directory)  # Keeps a gs:// scheme intact.
         registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
         for item, save, restore in (
             ("state", ocp.args.StandardSave, ocp.args.StandardRestore),
