@@ -9,7 +9,6 @@ An adapter is `name=PATH` (a PEFT folder or a finished training workdir) or `nam
 conditions (depression, paranoia, control) label the report's rows.
 """
 
-
 from launch import common
 
 common.set_hub_access()  # Before anything imports huggingface_hub.
