@@ -101,6 +101,12 @@ def attach_stacked(model: nnx.Module, adapters: Sequence[AdapterWeights]) -> Non
     """Adds the K adapters to `model` (in place) as one stacked LoRA per targeted layer."""
     if lora.adapters(model):
         raise ValueError("The base model already has adapters; pass a fresh one.")
+    if getattr(model.config, "scan_layers", False):
+        # Stacked layers would need a layer axis inside every stacked adapter: not built yet.
+        raise ValueError(
+            "The probe evaluator scores adapters on an unscanned base only: evaluate with "
+            "--config.model.scan_layers=False (a PEFT adapter trained scanned loads unscanned)."
+        )
     linear = dict(lora.linear_modules(model))
     paths = sorted(adapters[0].weights)
     for a in adapters:
