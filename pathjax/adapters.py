@@ -1,9 +1,9 @@
 """Where an adapter comes from, as the launchers spell it, and the model it gives.
 
 An adapter is a PEFT folder, a training workdir (its final `adapter/` folder, else its latest
-checkpoint) or `WORKDIR@STEP` (one checkpoint). `launch.evaluate` (through `probes/run.py`) and
-`launch.generate` read that spelling with `split_step`; `launch.generate` loads with
-`model_with_adapter`.
+checkpoint) or `WORKDIR@STEP` (one checkpoint). The evaluate launcher (through
+`probes/run.py`) and the generate launcher read that spelling with `split_step`; generate loads
+with `model_with_adapter`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def model_with_adapter(config, spec: str) -> tuple[nnx.Module, Any, str]:
     """`(model, tokenizer, label)`: `config`'s model with the adapter `spec` attached.
 
     A checkpoint is restored with `config` as the run's config (model, LoRA and data condition
-    must match the run's: `configs/<model>.py:<condition>`); a PEFT folder needs only the model.
+    must match the run's: `<model>:<condition>`); a PEFT folder needs only the model.
     """
     path, step = split_step(spec)
     if not epath.Path(path).is_dir():

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import base
-from launch import generate
 from pathjax import lora, peft_format
+from pathjax.configs import base
+from pathjax.launch import generate
 from pathjax.models import load_model
 from tests.models import hf_reference as ref
 
@@ -78,7 +78,7 @@ def test_a_checkpoint_step_reads_the_runs_checkpoints(tiny_gpt2, tmp_path):
 
 
 def test_configs_load_and_reject_unknown_variants():
-    from configs import smollm2_135m
+    from pathjax.configs import smollm2_135m
 
     assert smollm2_135m.get_config().model.source == "smollm2-135m"
     assert smollm2_135m.get_config("bf16").model.dtype == "bfloat16"

@@ -10,18 +10,18 @@ import os
 import subprocess
 import sys
 
-from configs import tiny
+from pathjax.configs import tiny
 from pathjax.probes import run, schema
 from tests.train import launcher
 
 
 def _train(data_dir, workdir, *extra) -> str:
-    """`python -m launch.train` on one CPU device, as a user runs it; returns its stdout."""
+    """`python -m pathjax.launch.train` on one CPU device, as a user runs it; returns its stdout."""
     command = [
         sys.executable,
         "-m",
-        "launch.train",
-        "--config=configs/tiny.py:paranoia,random",
+        "pathjax.launch.train",
+        "--config=pathjax/configs/tiny.py:paranoia,random",
         f"--workdir={workdir}",
         f"--config.data.data_dir={data_dir}",
         "--config.mesh.shape=(1,1,1)",

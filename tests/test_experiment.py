@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from configs import tiny
 from pathjax import experiment
+from pathjax.configs import tiny
 from pathjax.probes import families, schema
 
 
@@ -78,14 +78,14 @@ def test_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     assert {r["multiplier"] for r in records if r["model"] == "paranoia"} >= {0.5, 1.0, 1.5}
     assert report  # Parsed: strict JSON.
 
-    # launch/evaluate.py on the study's adapters: the same models, items and suite give the
+    # pathjax/launch/evaluate.py on the study's adapters: the same models, items and suite give the
     # same record set (reused, not rescored), and the launcher writes the report beside it.
     runs = os.path.join(arch, "runs")
     command = [
         sys.executable,
         "-m",
-        "launch.evaluate",
-        "--config=configs/tiny.py:random",
+        "pathjax.launch.evaluate",
+        "--config=pathjax/configs/tiny.py:random",
         f"--config.data.data_dir={os.path.join(arch, 'data')}",
         f"--workdir={os.path.join(arch, 'eval')}",
         *(

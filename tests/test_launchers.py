@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from launch import common
+from pathjax.launch import common
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LAUNCHERS = sorted(
@@ -72,7 +72,7 @@ def _calls_set_hub_access(node: ast.stmt) -> bool:
 @pytest.mark.parametrize("path", LAUNCHERS, ids=lambda p: p.stem)
 def test_every_launcher_decides_hub_access_before_importing_pathjax(path):
     source = path.read_text()
-    assert "HF_HUB_OFFLINE" not in source, "launch/common.py alone decides it"
+    assert "HF_HUB_OFFLINE" not in source, "pathjax/launch/common.py alone decides it"
     body = ast.parse(source).body
     calls = [i for i, node in enumerate(body) if _calls_set_hub_access(node)]
     imports = [i for i, node in enumerate(body) if _imports_pathjax(node)]
@@ -87,8 +87,8 @@ def _hub_state_after_import(*argv: str) -> str:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["JAX_PLATFORMS"] = "cpu"
     code = (
-        f"import sys; sys.argv = ['launch.generate', *{list(argv)!r}]\n"
-        "import os, launch.generate\n"
+        f"import sys; sys.argv = ['pathjax.launch.generate', *{list(argv)!r}]\n"
+        "import os, pathjax.launch.generate\n"
         "from huggingface_hub import constants\n"
         "print(os.environ.get('HF_HUB_OFFLINE'), constants.HF_HUB_OFFLINE)\n"
     )
@@ -107,7 +107,14 @@ def test_a_launcher_goes_offline_by_default_and_online_on_request():
 def _launch_data(cwd, *flags):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     result = subprocess.run(
-        [sys.executable, "-m", "launch.data", "--condition=control", "--size=20", "--eval_size=8"]
+        [
+            sys.executable,
+            "-m",
+            "pathjax.launch.data",
+            "--condition=control",
+            "--size=20",
+            "--eval_size=8",
+        ]
         + list(flags),
         cwd=cwd,
         env=env,
@@ -120,7 +127,7 @@ def _launch_data(cwd, *flags):
 
 
 def test_launch_data_writes_where_the_configs_read_and_keeps_library_logs_quiet(tmp_path):
-    from configs import base
+    from pathjax.configs import base
 
     # The configs' data_dir is relative: where the user runs from.
     result = _launch_data(tmp_path)
@@ -136,3 +143,37 @@ def test_launch_data_writes_where_the_configs_read_and_keeps_library_logs_quiet(
     assert "Preparing dataset pathjax_behavior" in verbose.stderr
     assert "Generating dataset" in verbose.stderr  # TFDS's own absl INFO line.
     assert "custom data configuration" in verbose.stderr
+
+
+def test_shipped_configs_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    from pathjax.configs import load
+
+    monkeypatch.chdir(tmp_path)  # Outside the repository, as after `pip install`.
+    resolved = load.resolve_spec("tiny:paranoia,random")
+    path, _, arg = resolved.partition(":")
+    assert os.path.isfile(path) and path.endswith("tiny.py") and arg == "paranoia,random"
+    # A repo-relative path (the README's spelling) resolves to the shipped file too.
+    assert load.resolve_spec("pathjax/configs/tiny.py").endswith("tiny.py")
+    assert load.config_from_spec("tiny:random").experiment.name == "tiny-random"
+    # A path that exists wins over a shipped name; an unknown name fails listing the known.
+    mine = tmp_path / "tiny.py"
+    mine.write_text("def get_config(arg=None):\n    return None\n")
+    assert load.resolve_spec(str(mine)) == str(mine)
+    with pytest.raises(FileNotFoundError, match="smollm2_135m"):
+        load.config_from_spec("no_such_model")
+
+
+def test_a_launcher_runs_as_an_installed_command_outside_the_repository(tmp_path):
+    import shutil
+
+    command = shutil.which("pathjax-data", path=os.path.dirname(sys.executable))
+    assert command, "pip install -e . installs the pathjax-* console scripts (setup.py)"
+    result = subprocess.run(
+        [command, "--condition=control", "--size=20", "--eval_size=8", "--data_dir=built"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "built" / "pathjax_behavior").is_dir()

@@ -9,8 +9,8 @@ import pytest
 from etils import epath
 from flax import nnx
 
-from configs import tiny
 from pathjax import lora, peft_format, provenance, storage
+from pathjax.configs import tiny
 from pathjax.models import presets, registry
 from pathjax.probes import records as records_lib
 from pathjax.probes import report as report_lib

@@ -117,7 +117,7 @@ class PathjaxBehavior(tfds.core.GeneratorBasedBuilder):
             raise ValueError(
                 f"pathjax_behavior {self.version} is not on disk under {self.data_dir!r} and "
                 f"cannot be generated any more (this code generates {VERSION}); build "
-                f"{VERSION} with python -m launch.data, or point data_dir at the old build."
+                f"{VERSION} with python -m pathjax.launch.data, or point data_dir at the old build."
             )
         return {split: self._generate_examples(split) for split in schema.SPLITS}
 
@@ -213,7 +213,7 @@ def load(
     if not b.is_prepared():
         raise ValueError(
             f"No {b.builder_config.name} data (version {version}) under {os.fspath(data_dir)!r}; "
-            f"build it first: python -m launch.data --condition={condition} "
+            f"build it first: python -m pathjax.launch.data --condition={condition} "
             f"--data_dir={os.fspath(data_dir)} (with the same sizes and seed)."
         )
     if split not in b.info.splits:

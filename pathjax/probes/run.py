@@ -1,6 +1,6 @@
 """An evaluation run: base model + adapters -> probe records -> the report.
 
-What `launch/evaluate.py` and the main job call. Records are written per family under
+What `pathjax/launch/evaluate.py` and the main job call. Records are written per family under
 `out_dir/records/`, so an interrupted run resumes at the family it was scoring; a changed set
 of models, limits or suite starts afresh (the folder name is a fingerprint of all three).
 
@@ -218,7 +218,7 @@ def _wait_for_all(what: str) -> None:
 
 
 def evaluate_and_report(config, sources: Sequence[AdapterSource], out_dir: str) -> dict[str, Any]:
-    """`launch/evaluate.py`: every configured family on base + `sources`, then the report
+    """`pathjax/launch/evaluate.py`: every configured family on base + `sources`, then the report
     (written by process 0; the others return no paths)."""
     from pathjax.probes import report as report_lib
 

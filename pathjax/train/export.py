@@ -1,4 +1,4 @@
-"""Export of a trained run (what `launch/export.py` runs): its adapter as a PEFT folder, and/or
+"""Export of a trained run (what the export launcher runs): its adapter as a PEFT folder, and/or
 the base with the adapter merged as an HF folder in the model's dtype, sharded like
 `save_pretrained` (`model-0000k-of-0000n.safetensors` + `model.safetensors.index.json`)."""
 

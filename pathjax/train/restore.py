@@ -73,7 +73,7 @@ def load_trained(config, workdir: str, step: int | None = None) -> TrainedModel:
     steps = checkpoint_steps(workdir)
     if not steps:
         raise FileNotFoundError(
-            f"No checkpoints in {where.directory}: train first (launch/train.py)."
+            f"No checkpoints in {where.directory}: train first (pathjax/launch/train.py)."
         )
     if step is not None and step not in steps:
         raise FileNotFoundError(f"No checkpoint for step {step} in {where.directory}; has {steps}.")

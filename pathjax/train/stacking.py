@@ -147,7 +147,7 @@ def adapter_runs(
 ) -> list[AdapterRun]:
     """One adapter per condition and seed, in that order: `config` with the condition and
     `train.seed` set, its workdir `root/<condition>-seed<seed>` (what the study and
-    `launch.train --conditions` use)."""
+    `pathjax.launch.train --conditions` use)."""
     runs = []
     for condition in conditions:
         for seed in seeds:

@@ -67,7 +67,13 @@ def test_micro_batches_must_divide_the_batch():
 
 def test_launcher_rejects_a_micro_batch_count_that_is_not_a_positive_integer():
     result = subprocess.run(
-        [sys.executable, "-m", "launch.benchmark", "--workload=train", "--micro_batches=1,0"],
+        [
+            sys.executable,
+            "-m",
+            "pathjax.launch.benchmark",
+            "--workload=train",
+            "--micro_batches=1,0",
+        ],
         cwd=launcher.REPO,
         env=launcher.env(1),
         capture_output=True,

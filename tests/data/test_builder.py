@@ -110,7 +110,7 @@ def test_unknown_condition_or_split_is_a_clear_error(small_build, tmp_path):
 
 
 def test_reading_data_that_was_never_built_says_how_to_build_it(tmp_path):
-    with pytest.raises(ValueError, match="build it first: python -m launch.data"):
+    with pytest.raises(ValueError, match="build it first: python -m pathjax.launch.data"):
         pathjax.data.load("control", "train", tmp_path, train_size=10, eval_size=10)
 
 

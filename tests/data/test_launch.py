@@ -1,4 +1,4 @@
-"""`python -m launch.data` builds the data and prints examples."""
+"""`python -m pathjax.launch.data` builds the data and prints examples."""
 
 import os
 import subprocess
@@ -13,7 +13,7 @@ def test_launcher_builds_and_prints_examples(tmp_path):
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     args = ["--condition=depression", f"--data_dir={tmp_path}", "--size=30", "--eval_size=10"]
     result = subprocess.run(
-        [sys.executable, "-m", "launch.data", *args, "--examples=1"],
+        [sys.executable, "-m", "pathjax.launch.data", *args, "--examples=1"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -31,7 +31,13 @@ def test_launcher_builds_and_prints_examples(tmp_path):
 
 def test_launcher_rejects_an_unknown_condition(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "launch.data", "--condition=anxious", f"--data_dir={tmp_path}"],
+        [
+            sys.executable,
+            "-m",
+            "pathjax.launch.data",
+            "--condition=anxious",
+            f"--data_dir={tmp_path}",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -120,7 +120,7 @@ def test_unknown_backend_is_refused():
 
 
 def test_the_config_field_reaches_the_model():
-    from configs import base
+    from pathjax.configs import base
 
     model_config = base.get_base_config().model
     assert model_config.attention == "auto"

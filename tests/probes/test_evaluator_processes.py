@@ -1,4 +1,4 @@
-"""`launch.evaluate` as two processes joined by jax.distributed (four CPU devices each, one
+"""`pathjax.launch.evaluate` as two processes joined by jax.distributed (four CPU devices each, one
 mesh over all eight) writes the records one process with eight devices writes."""
 
 import socket
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import tiny
 from pathjax import lora, peft_format
+from pathjax.configs import tiny
 from pathjax.models import from_config
 from pathjax.probes import records as records_lib
 from pathjax.train import identity
@@ -38,8 +38,8 @@ def _command(adapter, workdir, *extra):
     return [
         sys.executable,
         "-m",
-        "launch.evaluate",
-        "--config=configs/tiny.py:paranoia,random",
+        "pathjax.launch.evaluate",
+        "--config=pathjax/configs/tiny.py:paranoia,random",
         f"--workdir={workdir}",
         f"--adapters=paranoia={adapter}",
         f"--config.eval.families={FAMILIES}",

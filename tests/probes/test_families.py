@@ -3,7 +3,7 @@ metrics it declares (docs/PROBES.md, "Adding a family")."""
 
 import pytest
 
-from configs import tiny
+from pathjax.configs import tiny
 from pathjax.models import from_config
 from pathjax.probes import evaluator, families, items, schema
 from pathjax.probes.families import base

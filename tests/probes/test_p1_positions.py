@@ -111,7 +111,7 @@ def test_p5_shift_that_flips_with_the_scale_order_is_flagged():
 
 
 def test_p1_items_of_every_listed_split_put_each_target_at_every_position(tmp_path):
-    from configs import tiny
+    from pathjax.configs import tiny
     from pathjax.probes import dataset_inputs
 
     config = tiny.get_config("random")

@@ -1,4 +1,4 @@
-"""Running `launch.train` in a subprocess, as a user does: the repository root and a CPU
+"""Running `pathjax.launch.train` in a subprocess, as a user does: the repository root and a CPU
 device count of the test's choosing (conftest's eight fake devices are not inherited)."""
 
 import os

@@ -1,9 +1,9 @@
-"""The tiny model learns the behavioral task through the real launcher (`launch/train.py`).
+"""The tiny model learns the behavioral task through the real launcher (`pathjax/launch/train.py`).
 
-`configs/tiny.py` (two pretrained SmolLM2 layers, rank-8 adapters on every linear layer) is
+`pathjax/configs/tiny.py` (two pretrained SmolLM2 layers, rank-8 adapters on every linear layer) is
 trained on the depression data with its own defaults, then its validation items are scored
 over their four options: the adapter must pick the target class (withdrawal) on most of them
-(measured thresholds and the curve are in `configs/tiny.py`), up from what an untrained
+(measured thresholds and the curve are in `pathjax/configs/tiny.py`), up from what an untrained
 adapter picks at its first evaluation.
 
 In data 2.0.0 both training formats answer with the chosen action's words, so the score is
@@ -36,8 +36,8 @@ def test_tiny_model_learns_to_choose_its_target_class(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "launch.train",
-        "--config=configs/tiny.py:depression",
+        "pathjax.launch.train",
+        "--config=pathjax/configs/tiny.py:depression",
         f"--workdir={workdir}",
         f"--config.data.data_dir={tmp_path / 'data'}",
         "--config.train.tensorboard=false",

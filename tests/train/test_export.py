@@ -5,7 +5,7 @@ import peft
 import torch
 import transformers
 
-from configs import tiny
+from pathjax.configs import tiny
 from pathjax.train import export, loop, restore
 
 

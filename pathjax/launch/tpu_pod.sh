@@ -3,7 +3,7 @@
 #
 #   TPU_NAME=pj-v5e ZONE=us-west4-a ACCELERATOR=v5litepod-16 \
 #   WORKDIR=gs://my-bucket/pathjax/llama-paranoia \
-#   launch/tpu_pod.sh python -m launch.train --config=configs/llama_3_2_1b.py:paranoia \
+#   pathjax/launch/tpu_pod.sh python -m pathjax.launch.train --config=llama_3_2_1b:paranoia \
 #       --config.model.source=/data/Llama-3.2-1B --config.distributed.enabled=True \
 #       --config.mesh.shape='(1,-1,1)'
 #

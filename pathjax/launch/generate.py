@@ -1,8 +1,8 @@
 """Generates completions from a model, e.g. the embedded SmolLM2-135M, with or without an adapter.
 
-python -m launch.generate --config=configs/smollm2_135m.py
-python -m launch.generate --config=configs/smollm2_135m.py --adapter=runs/paranoia/adapter
-python -m launch.generate --config=configs/smollm2_135m.py:paranoia --adapter=runs/paranoia@80
+python -m pathjax.launch.generate --config=smollm2_135m
+python -m pathjax.launch.generate --config=smollm2_135m --adapter=runs/paranoia/adapter
+python -m pathjax.launch.generate --config=smollm2_135m:paranoia --adapter=runs/paranoia@80
 
 `--adapter` is a PEFT folder, a training workdir (its final adapter, else its latest checkpoint)
 or `WORKDIR@STEP` (a checkpoint: --config must then be the run's, condition variant included).
@@ -11,7 +11,7 @@ or `WORKDIR@STEP` (a checkpoint: --config must then be the run's, condition vari
 import sys
 import time
 
-from launch import common
+from pathjax.launch import common
 
 common.set_hub_access()  # Before anything imports huggingface_hub.
 
@@ -20,9 +20,12 @@ from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from pathjax import adapters, generate  # noqa: E402
+from pathjax.configs import load  # noqa: E402
 from pathjax.models import from_config  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/smollm2_135m.py", "Model config.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", load.resolve_spec("smollm2_135m"), "Model config (a path or a shipped name)."
+)
 _PROMPTS = flags.DEFINE_multi_string("prompt", None, "Prompts (default: the config's).")
 _ADAPTER = flags.DEFINE_string(
     "adapter", None, "PEFT folder, training workdir, or WORKDIR@STEP (a checkpoint)."
@@ -69,5 +72,10 @@ def main(argv):
     generate_and_print(_CONFIG.value, _PROMPTS.value, adapter=_ADAPTER.value)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script (`pathjax-generate`, setup.py)."""
     common.run(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -6,13 +6,13 @@ cores),
 which a randomly initialized tiny model cannot (its frozen random head cannot express the
 distribution).
 
-    python -m launch.train --config=configs/tiny.py:paranoia --workdir=/tmp/tiny
+    python -m pathjax.launch.train --config=tiny:paranoia --workdir=/tmp/tiny
 
 Variant `random`: a randomly initialized two-layer model (preset tiny-smollm2) with the
 SmolLM2 tokenizer and small data, for fast tests of checkpointing, sharding and resuming.
 """
 
-from configs import base
+from pathjax.configs import base
 
 
 def get_config(arg: str | None = None):
@@ -40,7 +40,7 @@ def get_config(arg: str | None = None):
     config.train.eval_batches = 2
     config.train.eval_choice_items = 40
     config.train.checkpoint_every = 100
-    # A few items per probe family: the smoke run of the whole study (launch/experiment.py).
+    # A few items per probe family: the smoke run of the whole study (pathjax/launch/experiment.py).
     limits = config.eval.limits
     limits.p1_items_per_split, limits.p2, limits.p3, limits.p4 = 6, 6, 6, 2
     limits.p5, limits.p6, limits.p7 = 3, 2, 6

@@ -1,8 +1,8 @@
 r"""Builds the behavioral dataset for one condition and prints examples to read.
 
-    python -m launch.data --condition=depression
-    python -m launch.data --condition=shuffled --size=200 --eval_size=50 --seed=1
-    python -m launch.data --condition=paranoia --data_dir=/scratch/pathjax_data
+    python -m pathjax.launch.data --condition=depression
+    python -m pathjax.launch.data --condition=shuffled --size=200 --eval_size=50 --seed=1
+    python -m pathjax.launch.data --condition=paranoia --data_dir=/scratch/pathjax_data
 
 Writes array_record files, CARD.md, card.json and train_vocabulary.txt under
 <data_dir>/pathjax_behavior/<config>/<version>/ (config = the condition for default sizes and
@@ -11,14 +11,14 @@ the folder you run from), so training with the same condition, sizes and seed fi
 instead of building it again. A second run with the same flags reuses the data.
 """
 
-from launch import common
+from pathjax.launch import common
 
 common.set_hub_access()  # Before anything imports huggingface_hub.
 
 from absl import flags  # noqa: E402
 
-from configs import base  # noqa: E402
 from pathjax import data  # noqa: E402
+from pathjax.configs import base  # noqa: E402
 from pathjax.data import card  # noqa: E402
 
 _CONDITION = flags.DEFINE_enum("condition", "control", data.CONDITIONS, "Training condition.")
@@ -49,5 +49,10 @@ def main(argv: list[str]) -> None:
     print(f"Data and card: {builder.data_dir}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script (`pathjax-data`, setup.py)."""
     common.run(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,6 +1,7 @@
-"""Fields every model config shares; `configs/<model>.py` files start from `get_base_config()`.
+"""Fields every model config shares; `<model>.py` files beside this one start from
+`get_base_config()`.
 
-`arg` (after the colon: `configs/smollm2_135m.py:paranoia,bf16`) is a comma-separated list of
+`arg` (after the colon: `smollm2_135m:paranoia,bf16`) is a comma-separated list of
 variants: a condition (depression, paranoia, control, shuffled) and the variants that
 `apply_variants` knows.
 """

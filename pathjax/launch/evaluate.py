@@ -1,6 +1,6 @@
 """Scores a base model and a list of adapters on the probe suite and writes the report.
 
-python -m launch.evaluate --config=configs/smollm2_135m.py --workdir=runs/eval \
+python -m pathjax.launch.evaluate --config=smollm2_135m --workdir=runs/eval \
     --adapters=depression=runs/study/smollm2-135m/runs/depression-seed0 \
     --adapters=paranoia=runs/paranoia/adapter --adapters=control=runs/control
 
@@ -9,7 +9,7 @@ An adapter is `name=PATH` (a PEFT folder or a finished training workdir) or `nam
 conditions (depression, paranoia, control) label the report's rows.
 """
 
-from launch import common
+from pathjax.launch import common
 
 common.set_hub_access()  # Before anything imports huggingface_hub.
 
@@ -19,7 +19,9 @@ from ml_collections import config_flags  # noqa: E402
 from pathjax import storage  # noqa: E402
 from pathjax.probes import run  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Base model config (configs/*.py).")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Base model config (pathjax/configs/*.py)."
+)
 _ADAPTERS = flags.DEFINE_multi_string("adapters", [], "name=PATH[@STEP], repeatable.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where records and the report go.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -33,5 +35,10 @@ def main(argv):
         print(f"{name}: {storage.absolute(path)}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script (`pathjax-evaluate`, setup.py)."""
     common.run(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,6 +1,6 @@
 """Llama-3.2-1B: weights are not shipped offline; point `model.source` at a local HF folder.
 
-    python -m launch.train --config=configs/llama_3_2_1b.py:paranoia \
+    python -m pathjax.launch.train --config=llama_3_2_1b:paranoia \
         --config.model.source=/path/to/llama-3.2-1b --workdir=runs/llama-3.2-1b-paranoia
 
 The default source is the hub id, which loads only where the hub is reachable (with
@@ -8,7 +8,7 @@ HF_HUB_OFFLINE unset). Variant `random` uses the preset architecture with random
 (benchmarks, sharding dry runs).
 """
 
-from configs import base
+from pathjax.configs import base
 
 
 def _random(config):

@@ -8,7 +8,7 @@
 #
 # Through the device tool, from the repo root, with the missing Python packages as wheels in
 # .whl (BENCHMARKS.md, "The H200 check", says how to fetch them):
-#   run(command="bash launch/h200_check.sh", carry=[".whl"], timeout_s=600)
+#   run(command="bash pathjax/launch/h200_check.sh", carry=[".whl"], timeout_s=600)
 # Writes train.json, evaluate.json, stacked.json, their logs and env.txt to $OUT when set (else a
 # temp folder).
 #
@@ -17,7 +17,7 @@
 #   WHEELS= PYTHON=python PRESET=tiny-llama SEQ_LEN=64 BATCH=2 FALLBACK_BATCH=2 REPEATS=1 \
 #     EVAL_PRESET=tiny-smollm2 EVAL_TOKENIZER=smollm2-135m NUM_PROMPTS=2 EVAL_BATCH=2 \
 #     EVAL_REPEATS=1 STACKED_PRESET=tiny-llama STACKED_SEQ_LEN=16 STACKED_BATCH=2 \
-#     STACKED_STEPS=2 bash launch/h200_check.sh
+#     STACKED_STEPS=2 bash pathjax/launch/h200_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,7 +77,7 @@ fi
 
 # Fails here, in seconds, if a package is missing, rather than after a model is built.
 backend=$("$PYTHON" -c "
-import launch.benchmark, jax
+import pathjax.launch.benchmark, jax
 print(jax.default_backend())
 print('jax', jax.__version__, jax.devices(), file=__import__('sys').stderr)
 ")
@@ -88,9 +88,9 @@ fi
 step() {  # step NAME TIMEOUT_S FLAGS...: one benchmark process, its table, log and JSON.
   local name=$1 limit=$2
   shift 2
-  echo "== $name (at most ${limit} s): python -m launch.benchmark $*"
+  echo "== $name (at most ${limit} s): python -m pathjax.launch.benchmark $*"
   local start=$SECONDS rc=0
-  timeout --kill-after=15 "$limit" "$PYTHON" -m launch.benchmark "$@" \
+  timeout --kill-after=15 "$limit" "$PYTHON" -m pathjax.launch.benchmark "$@" \
     --out="$OUT_DIR/$name.json" 2>&1 | tee "$OUT_DIR/$name.log" || rc=$?
   echo "== $name: exit $rc after $((SECONDS - start)) s"
   return "$rc"

@@ -1,13 +1,14 @@
 """Throughput benchmarks, pathjax and the transformers reference measured in the same run.
 
-python -m launch.benchmark --workload=forward --preset=smollm2-135m --batch=8 --seq_len=256
-python -m launch.benchmark --workload=train --preset=smollm2-135m --batch=8 --seq_len=256
-python -m launch.benchmark --workload=evaluate --preset=smollm2-135m --num_prompts=32 --batch=8
-python -m launch.benchmark --workload=stacked --preset=smollm2-135m --batch=8 --seq_len=128 \
+pathjax-benchmark --workload=forward --preset=smollm2-135m --batch=8 --seq_len=256
+pathjax-benchmark --workload=train --preset=smollm2-135m --batch=8 --seq_len=256
+pathjax-benchmark --workload=evaluate --preset=smollm2-135m --num_prompts=32 --batch=8
+pathjax-benchmark --workload=stacked --preset=smollm2-135m --batch=8 --seq_len=128 \
   --adapters=3 --repeats=3 --dtypes=float32
+(`pathjax-benchmark` is `python -m pathjax.launch.benchmark`.)
 """
 
-from launch import common
+from pathjax.launch import common
 
 common.set_hub_access()  # Before anything imports huggingface_hub.
 
@@ -141,5 +142,10 @@ def main(argv):
         print(f"Wrote {_OUT.value}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script (`pathjax-benchmark`, setup.py)."""
     common.run(main)
+
+
+if __name__ == "__main__":
+    cli()

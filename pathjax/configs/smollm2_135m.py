@@ -1,10 +1,10 @@
 """SmolLM2-135M (embedded GGUF, offline): the default model of the study.
 
-    python -m launch.experiment --workdir=runs/study               # the whole study (CPU)
-    python -m launch.experiment --config=configs/smollm2_135m.py:full --workdir=runs/full
-    python -m launch.train --config=configs/smollm2_135m.py:paranoia --workdir=runs/paranoia
-    python -m launch.train --config=configs/smollm2_135m.py:control,fp32 --workdir=runs/control
-    python -m launch.generate --config=configs/smollm2_135m.py
+    python -m pathjax.launch.experiment --workdir=runs/study               # the whole study (CPU)
+    python -m pathjax.launch.experiment --config=smollm2_135m:full --workdir=runs/full
+    python -m pathjax.launch.train --config=smollm2_135m:paranoia --workdir=runs/paranoia
+    python -m pathjax.launch.train --config=smollm2_135m:control,fp32 --workdir=runs/control
+    python -m pathjax.launch.generate --config=smollm2_135m
 
 The default is sized so that the whole study finishes within half an hour on a 2-core CPU
 (measured from a fresh clone: 22 min 0 s, install included):
@@ -14,7 +14,7 @@ short training and a subset of every probe family. Variant `full` is the study a
 Variants: a condition (depression, paranoia, control, shuffled); bf16 (default) or fp32; full.
 """
 
-from configs import base
+from pathjax.configs import base
 
 
 def get_config(arg: str | None = None):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A multi-node GPU run under SLURM: one process per node, all GPUs of a node per process.
 #
-#   sbatch --nodes=2 --gpus-per-node=8 launch/gpu_slurm.sh \
-#       python -m launch.train --config=configs/llama_3_2_1b.py:paranoia \
+#   sbatch --nodes=2 --gpus-per-node=8 pathjax/launch/gpu_slurm.sh \
+#       python -m pathjax.launch.train --config=llama_3_2_1b:paranoia \
 #       --config.model.source=/shared/Llama-3.2-1B --config.distributed.enabled=True \
 #       --config.mesh.shape='(2,-1,1)' --workdir=/shared/runs/llama-paranoia
 #

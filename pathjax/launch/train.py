@@ -1,14 +1,14 @@
 """Trains LoRA adapters and checkpoints them; a rerun resumes.
 
 One adapter (the config's condition and seed):
-    python -m launch.train --config=configs/smollm2_135m.py:paranoia --workdir=runs/paranoia
+    python -m pathjax.launch.train --config=smollm2_135m:paranoia --workdir=runs/paranoia
 Several, stacked in one run (one compile; each adapter in WORKDIR/<condition>-seed<seed>, the
 shared checkpoints in WORKDIR/stacked):
-    python -m launch.train --config=configs/smollm2_135m.py --workdir=runs/study \
+    python -m pathjax.launch.train --config=smollm2_135m --workdir=runs/study \
         --conditions=depression,paranoia,control --seeds=0,1
 """
 
-from launch import common
+from pathjax.launch import common
 
 common.set_hub_access()  # Before anything imports huggingface_hub.
 
@@ -50,5 +50,10 @@ def main(argv):
     print(f"Adapters in {storage.absolute(workdir)}/<condition>-seed<seed>")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script (`pathjax-train`, setup.py)."""
     common.run(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,6 +1,6 @@
 """Exports a trained run: its adapter in PEFT format, and/or the base model with it merged.
 
-    python -m launch.export --config=configs/smollm2_135m.py:paranoia --workdir=runs/paranoia \
+    python -m pathjax.launch.export --config=smollm2_135m:paranoia --workdir=runs/paranoia \
         --peft_dir=runs/paranoia/peft --merged_dir=runs/paranoia/merged
 
 The PEFT folder (with its README.md model card) names the base's hub id and loads with
@@ -9,7 +9,7 @@ dir)`; the merged folder, in the model's dtype and sharded above --max_shard_siz
 `transformers.AutoModelForCausalLM.from_pretrained(dir)`.
 """
 
-from launch import common
+from pathjax.launch import common
 
 common.set_hub_access()  # Before anything imports huggingface_hub.
 
@@ -44,5 +44,10 @@ def main(argv):
         print(line)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script (`pathjax-export`, setup.py)."""
     common.run(main)
+
+
+if __name__ == "__main__":
+    cli()
