@@ -40,8 +40,9 @@ experiment: setup
 
 # Two workers, a test file each (--dist loadfile keeps a file's module fixtures in one worker).
 # `make test` is the fast lane: it deselects the minutes-long `longest` tests (convergence,
-# multi-process, whole study) and keeps tests/test_end_to_end.py, one tiny-model path through
-# the launchers. `make test-all` runs everything; CI (.ci/run) runs it. xdist starts the files
+# multi-process, whole study) and the `slow` ones (real weights, multi-device equality,
+# benchmark smoke runs; tens of seconds each) and keeps tests/test_end_to_end.py, one
+# tiny-model path through the launchers. `make test-all` runs everything; CI (.ci/run) runs it. xdist starts the files
 # with the most tests first. Forcing the minutes-long single tests to the front
 # (--no-loadscope-reorder) was slower in CI, 22 min 46 s against 20 min 11 s: two of those
 # training subprocesses then contend for the two cores at once. Compilations persist in
@@ -49,12 +50,13 @@ experiment: setup
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 test: setup-test
-	$(PYTEST) -m "not longest" tests
+	$(PYTEST) -m "not longest and not slow" tests
 
-# test-all is the fast lane, then the `longest` tests: CI's log shows each lane's own time
+# test-all is the fast lane, then the `longest` and `slow` tests (real weights, multi-device
+# equality, benchmark smoke runs): CI's log shows each lane's own time
 # (the fast lane's budget is 8 minutes on 2 cores).
 test-all: test
-	$(PYTEST) -m longest tests
+	$(PYTEST) -m "longest or slow" tests
 
 lint: setup-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

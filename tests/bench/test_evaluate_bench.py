@@ -5,6 +5,9 @@ import pytest
 
 from pathjax.bench import evaluate
 
+# Benchmark smoke runs (both sides, torch too): the second lane of `make test-all`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory):

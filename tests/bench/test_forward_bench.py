@@ -1,5 +1,7 @@
 """The forward benchmark runs end to end and counts FLOPs the way a hand count does."""
 
+import pytest
+
 from pathjax.bench import forward
 from pathjax.models import flops, presets
 
@@ -15,6 +17,7 @@ def test_flop_count_of_tiny_llama_by_hand():
     assert flops.forward_flops(config, tokens=3 * seq, seq_len=seq) == expected
 
 
+@pytest.mark.slow  # A benchmark smoke run (both sides): the second lane of `make test-all`.
 def test_benchmark_runs_both_sides_and_reports_ratios():
     report = forward.run(
         preset="tiny-llama", batch=2, seq_len=8, dtypes=("float32",), repeats=2, warmup=0

@@ -4,6 +4,9 @@ import pytest
 
 from pathjax.bench import stacked, train
 
+# Benchmark smoke runs (both sides, torch too): the second lane of `make test-all`.
+pytestmark = pytest.mark.slow
+
 
 def test_stacked_training_benchmark_reports_all_sides():
     report = stacked.run(

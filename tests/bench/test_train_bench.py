@@ -8,6 +8,9 @@ import pytest
 from pathjax.bench import train
 from tests.train import launcher
 
+# Benchmark smoke runs (both sides, torch too): the second lane of `make test-all`.
+pytestmark = pytest.mark.slow
+
 
 def _tiny_run(**overrides) -> dict:
     """The benchmark on the tiny Llama in float32: 2 x 16 tokens, one step timed, no warm-up."""

@@ -10,6 +10,9 @@ from pathjax import sharding as sharding_lib
 from pathjax.probes import evaluator
 from tests.probes.test_evaluator import VOCAB, _adapter, _base, _Tokenizer
 
+# Multi-device equality: the second lane of `make test-all`.
+pytestmark = pytest.mark.slow
+
 MODELS = [
     evaluator.ScoredModel("base"),
     evaluator.ScoredModel("a0", "depression", multiplier=1.0, adapter=0),

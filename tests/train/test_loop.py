@@ -98,6 +98,7 @@ def test_config_errors_name_the_field(data_dir, tmp_path, field, value):
         loop.train(_config(data_dir, **{field: value}), str(tmp_path))
 
 
+@pytest.mark.slow  # Multi-device equality: the second lane of `make test-all`.
 def test_sharded_step_on_a_2x2x2_mesh_equals_one_device(uninterrupted, data_dir, tmp_path):
     assert jax.device_count() == 8
     sharded = loop.train(_config(data_dir, mesh__shape=(2, 2, 2)), str(tmp_path / "mesh"))

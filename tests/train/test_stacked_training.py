@@ -161,6 +161,7 @@ def test_stacked_training_refuses_adapters_that_cannot_share_a_step(data_dir, tm
         )
 
 
+@pytest.mark.slow  # Multi-device equality: the second lane of `make test-all`.
 def test_stacked_training_on_a_2x2x2_mesh_equals_one_device(stacked, data_dir, tmp_path):
     assert jax.device_count() == 8
     runs, results = stacked
