@@ -215,3 +215,16 @@ def test_a_scanned_base_is_refused_with_the_fix():
     model = registry.init_model(config, seed=0, dtype=jnp.float32)
     with pytest.raises(ValueError, match="scan_layers=False"):
         evaluator.attach_stacked(model, [_adapter(1, rank=2, alpha=2.0)])
+
+
+def test_records_fingerprint_reads_a_checkpoint_step_folder(tmp_path):
+    """A dose-response source is a checkpoint step: every file under it counts."""
+    from pathjax.probes import run
+
+    step = tmp_path / "run" / "checkpoints" / "2" / "state"
+    step.mkdir(parents=True)
+    (step / "shard").write_bytes(b"one")
+    source = run.AdapterSource("depression", str(tmp_path / "run"), step=2)
+    before = run.adapter_digest(source)
+    (step / "shard").write_bytes(b"two")
+    assert run.adapter_digest(source) != before
