@@ -1,7 +1,6 @@
 """`pathjax.launch.evaluate` as two processes joined by jax.distributed (four CPU devices each, one
 mesh over all eight) writes the records one process with eight devices writes."""
 
-import socket
 import subprocess
 import sys
 
@@ -26,12 +25,6 @@ LIMITS = (
     # Eight CPU devices share this machine's memory: a small logits budget per pass.
     "--config.eval.max_logits=4194304",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
 
 
 def _command(adapter, workdir, *extra):
@@ -77,28 +70,7 @@ def test_two_processes_evaluate_like_one(tmp_path):
         text=True,
     )
     assert one.returncode == 0, one.stderr[-3000:]
-    port = _free_port()
-    procs = [
-        subprocess.Popen(
-            _command(
-                adapter,
-                tmp_path / "two",
-                "--config.distributed.enabled=True",
-                f"--config.distributed.coordinator_address=localhost:{port}",
-                "--config.distributed.num_processes=2",
-                f"--config.distributed.process_id={i}",
-            ),
-            cwd=launcher.REPO,
-            env=launcher.env(4),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, err[-3000:]
+    outputs = launcher.two_processes(lambda *flags: _command(adapter, tmp_path / "two", *flags))
     # Process 0 alone wrote the report; the other printed no paths.
     assert (tmp_path / "two" / "report" / "report.json").is_file()
     assert "report.json" in outputs[0][0] and "report.json" not in outputs[1][0]

@@ -4,7 +4,6 @@ run of several."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -63,37 +62,9 @@ def _kill_after(command, checkpoint) -> None:
     proc.wait()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
 def _two_processes(data_dir, workdir, *extra) -> None:
     """The launcher as two processes of four CPU devices each, joined by jax.distributed."""
-    port = _free_port()
-    procs = [
-        subprocess.Popen(
-            _flags(
-                data_dir,
-                workdir,
-                *extra,
-                "--config.distributed.enabled=True",
-                f"--config.distributed.coordinator_address=localhost:{port}",
-                "--config.distributed.num_processes=2",
-                f"--config.distributed.process_id={i}",
-            ),
-            cwd=launcher.REPO,
-            env=launcher.env(4),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, err[-3000:]
+    launcher.two_processes(lambda *flags: _flags(data_dir, workdir, *extra, *flags))
 
 
 @pytest.fixture(scope="module")
