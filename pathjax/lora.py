@@ -96,12 +96,8 @@ class LoRA(nnx.Module):
         rngs: nnx.Rngs,
     ):
         # Leading axes: the layers of a stacked decoder layer (scanned away before a call sees
-        # them) or the K adapters of the evaluator (kept: every row picks its adapter).
-        if num_adapters is not None and num_layers is not None:
-            raise ValueError(
-                "Stacked adapters (the probe evaluator's) are not supported on stacked layers; "
-                f"set {layer_stack.SCAN_FIX}."
-            )
+        # them), then the K adapters of the evaluator (kept: every row picks its adapter). The
+        # layer axis comes first because `nnx.scan` slices axis 0 of every parameter.
         stack = tuple(n for n in (num_layers, num_adapters) if n is not None)
         stack_axes = (None,) * len(stack)
         self.lora_a = nnx.LoRAParam(
@@ -129,7 +125,8 @@ class LoRA(nnx.Module):
 
     @property
     def stacked(self) -> bool:
-        """K adapters on a leading axis (not: stacked layers, which a call never sees)."""
+        """K adapters on a leading axis (after the layer axis of stacked layers, which a call
+        never sees)."""
         return self.adapter_stacked
 
     def __call__(self, x_btd: jax.Array) -> jax.Array:
@@ -183,6 +180,28 @@ def per_layer_paths(path: str, module: layers.Linear) -> list[str]:
     if n is None:
         return [path]
     return [".".join(map(str, layer_stack.per_layer_path(path.split("."), i))) for i in range(n)]
+
+
+def per_layer_modules(model: nnx.Module) -> dict[str, tuple[str, layers.Linear, int | None]]:
+    """Every `Linear` under its per-layer path (the loop layout's and PEFT's name): the path of
+    the module that holds it, that module, and its layer in a stacked module (None: unstacked)."""
+    return {
+        name: (path, module, i if stacked_layers(module) is not None else None)
+        for path, module in linear_modules(model)
+        for i, name in enumerate(per_layer_paths(path, module))
+    }
+
+
+def per_layer_weights(model: nnx.Module) -> dict[str, tuple[LoRA, jax.Array, jax.Array]]:
+    """Every attached adapter under its per-layer path: `(its LoRA, A, B)`, with A and B of that
+    layer only (`[..., in, r]`, `[..., r, out]`; K stacked adapters keep their leading axis)."""
+    out = {}
+    for name, (_, module, layer) in per_layer_modules(model).items():
+        if module.lora is None:
+            continue
+        a, b = module.lora.lora_a[...], module.lora.lora_b[...]
+        out[name] = (module.lora, a, b) if layer is None else (module.lora, a[layer], b[layer])
+    return out
 
 
 _LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h)\.(\d+)\.")

@@ -51,7 +51,11 @@ class AdapterMismatchError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class AdapterWeights:
-    """One adapter's weights: `{module path: {"A": [in, r], "B": [r, out]}}` and its scale."""
+    """One adapter's weights: `{module path: {"A": [in, r], "B": [r, out]}}` and its scale.
+
+    Module paths are per-layer (`layers.3.self_attn.q_proj`, PEFT's names) in both layer
+    layouts, so an adapter read from either layout scores on either.
+    """
 
     weights: Mapping[str, Mapping[str, np.ndarray]]
     scale: float
@@ -60,15 +64,15 @@ class AdapterWeights:
 
 def weights_from_model(model: nnx.Module, source: str) -> AdapterWeights:
     """The (single, unstacked) adapters attached to `model`, e.g. by `train.restore`."""
-    found = lora.adapters(model)
+    found = lora.per_layer_weights(model)
     if not found:
         raise AdapterMismatchError(f"{source}: the model has no adapters attached.")
-    scales = {m.scale for _, m in found}
+    scales = {m.scale for m, _, _ in found.values()}
     if len(scales) != 1:
         raise AdapterMismatchError(f"{source}: adapters with several scales {sorted(scales)}.")
     weights = {
-        path: {"A": np.asarray(m.lora_a[...], np.float32), "B": np.asarray(m.lora_b[...])}
-        for path, m in found
+        path: {"A": np.asarray(a, np.float32), "B": np.asarray(b)}
+        for path, (_, a, b) in found.items()
     }
     return AdapterWeights(weights, scales.pop(), source)
 
@@ -98,16 +102,16 @@ class ScoredModel:
 
 
 def attach_stacked(model: nnx.Module, adapters: Sequence[AdapterWeights]) -> None:
-    """Adds the K adapters to `model` (in place) as one stacked LoRA per targeted layer."""
+    """Adds the K adapters to `model` (in place) as one stacked LoRA per targeted layer.
+
+    On stacked layers (`model.scan_layers`) a module holds every layer, so its LoRA is
+    `[layers, K, ...]` and each per-layer weight goes into its layer's slice. Where adapters
+    adapt only some layers of a stacked module (`lora.top_layers`), the other layers get zeros:
+    a zero A and B add exactly nothing, so the scores are the loop layout's.
+    """
     if lora.adapters(model):
         raise ValueError("The base model already has adapters; pass a fresh one.")
-    if getattr(model.config, "scan_layers", False):
-        # Stacked layers would need a layer axis inside every stacked adapter: not built yet.
-        raise ValueError(
-            "The probe evaluator scores adapters on an unscanned base only: evaluate with "
-            "--config.model.scan_layers=False (a PEFT adapter trained scanned loads unscanned)."
-        )
-    linear = dict(lora.linear_modules(model))
+    held = lora.per_layer_modules(model)  # per-layer path -> (module path, module, layer)
     paths = sorted(adapters[0].weights)
     for a in adapters:
         if sorted(a.weights) != paths:
@@ -116,20 +120,28 @@ def attach_stacked(model: nnx.Module, adapters: Sequence[AdapterWeights]) -> Non
                 f"{a.source} adapts other layers than {adapters[0].source} (e.g. {diff}); "
                 "adapters scored together must target the same layers."
             )
-        unknown = sorted(set(a.weights) - set(linear))
+        unknown = sorted(set(a.weights) - set(held))
         if unknown:
             raise AdapterMismatchError(
                 f"{a.source} adapts layers this {model.config.model_type} model lacks "
                 f"(e.g. {unknown[:3]}): it was trained on another base model."
             )
     rank = max(w["A"].shape[1] for a in adapters for w in a.weights.values())
-    exact = "(" + "|".join(re.escape(p) for p in paths) + ")"
+    adapted = {held[p][0]: held[p][1] for p in paths}  # module path -> module
+    # Every layer of an adapted stacked module: `add_lora` adapts all of its layers or none.
+    targets = sorted(name for name, (path, _, _) in held.items() if path in adapted)
+    exact = "(" + "|".join(re.escape(p) for p in targets) + ")"
     config = lora.LoraConfig(rank=rank, alpha=float(rank), targets=exact)  # Scale 1.
     lora.add_lora(model, config, rngs=nnx.Rngs(0), num_adapters=len(adapters))
+    values = {
+        path: (np.zeros(m.lora.lora_a.shape, np.float32), np.zeros(m.lora.lora_b.shape, np.float32))
+        for path, m in adapted.items()
+    }
     for path in paths:
-        module = linear[path]
-        a_kir = np.zeros((len(adapters), module.in_features, rank), np.float32)
-        b_kro = np.zeros((len(adapters), rank, module.out_features), np.float32)
+        module_path, module, layer = held[path]
+        a_kir, b_kro = values[module_path]
+        if layer is not None:
+            a_kir, b_kro = a_kir[layer], b_kro[layer]  # Views: writes land in the stack.
         for k, adapter in enumerate(adapters):
             a, b = adapter.weights[path]["A"], adapter.weights[path]["B"]
             r = a.shape[1]
@@ -141,8 +153,9 @@ def attach_stacked(model: nnx.Module, adapters: Sequence[AdapterWeights]) -> Non
                 )
             a_kir[k, :, :r] = a
             b_kro[k, :r, :] = b * adapter.scale
-        module.lora.lora_a[...] = jnp.asarray(a_kir)
-        module.lora.lora_b[...] = jnp.asarray(b_kro)
+    for module_path, (a, b) in values.items():
+        adapted[module_path].lora.lora_a[...] = jnp.asarray(a)
+        adapted[module_path].lora.lora_b[...] = jnp.asarray(b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,6 +206,19 @@ def _prefill(
     return jax.nn.log_softmax(last_rv, axis=-1), cache, div
 
 
+def _repeat_rows(cache: Any, repeats: int) -> Any:
+    """Every row of a KV cache `repeats` times. A cache of scanned layers may hold one stacked
+    layer cache, `[layers, batch, ...]`: its rows are then on axis 1, not 0."""
+    per_layer = isinstance(cache.layers, list)
+    return dataclasses.replace(
+        cache,
+        layers=jax.tree.map(
+            lambda x: jnp.repeat(x, repeats, axis=0 if per_layer else 1), cache.layers
+        ),
+        valid_bs=jnp.repeat(cache.valid_bs, repeats, axis=0),
+    )
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_models", "repeats", "words"))
 def _extend(
     graphdef,
@@ -214,7 +240,7 @@ def _extend(
     log of the next-token mass on word-starting tokens after each position.
     """
     rows = ids_rc.shape[0]
-    cache = jax.tree.map(lambda x: x if x.ndim == 0 else jnp.repeat(x, repeats, axis=0), cache)
+    cache = _repeat_rows(cache, repeats)
     per_model = rows // num_models
     model = _with_controls(
         graphdef,

@@ -214,8 +214,6 @@ def test_unsupported_combinations_name_the_fix(folder):
         lora.add_lora(scan, lora.LoraConfig(top_layers=1), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="model.scan_layers=False"):
         lora.add_lora(scan, lora.LoraConfig(targets=r"layers\.0\..*q_proj"), rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match="model.scan_layers=False"):
-        lora.add_lora(scan, lora.LoraConfig(), rngs=nnx.Rngs(0), num_adapters=2)
     with pytest.raises(ValueError, match="model.remat"):
         load_model(folder, tokenizer=None, remat="some")
 

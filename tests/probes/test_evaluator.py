@@ -210,13 +210,6 @@ def test_records_fingerprint_changes_when_the_adapter_is_retrained(tmp_path):
     assert run.adapter_digest(source) != before
 
 
-def test_a_scanned_base_is_refused_with_the_fix():
-    config = registry.with_layout(presets.preset_config("tiny-llama"), scan_layers=True)
-    model = registry.init_model(config, seed=0, dtype=jnp.float32)
-    with pytest.raises(ValueError, match="scan_layers=False"):
-        evaluator.attach_stacked(model, [_adapter(1, rank=2, alpha=2.0)])
-
-
 def test_records_fingerprint_reads_a_checkpoint_step_folder(tmp_path):
     """A dose-response source is a checkpoint step: every file under it counts."""
     from pathjax.probes import run
