@@ -97,7 +97,10 @@ def _generate(graphdef, state, prompt_bp, mask_bp, rng, row_keys_b, eos_ids, pad
         token_b = jnp.where(done_b, pad_id, token_b)
         out_bn = out_bn.at[:, step].set(token_b)
         done_b = done_b | is_eos(token_b)
-        logits_b1v, cache = model(token_b[:, None], jnp.ones((batch, 1), bool), cache=cache)
+        # The module is rebuilt inside the loop's trace: NNX transforms in its call (the
+        # scanned layers' `nnx.scan`) refuse a module captured from an outer trace.
+        step_model = nnx.merge(graphdef, state, copy=True)
+        logits_b1v, cache = step_model(token_b[:, None], jnp.ones((batch, 1), bool), cache=cache)
         return step + 1, cache, logits_b1v[:, -1], done_b, out_bn
 
     carry = (jnp.int32(0), cache, logits_bpv[:, -1], jnp.zeros((batch,), bool), out_bn)

@@ -153,7 +153,9 @@ class Model(nnx.Module):
         )
 
     def init_cache(self, batch: int, slots: int, dtype=None) -> layers.Cache:
-        return layers.init_cache(self.config, batch, slots, dtype or self.dtype)
+        return layers.init_cache(
+            self.config, batch, slots, dtype or self.dtype, stacked=self.config.scan_layers
+        )
 
     def __call__(
         self,
@@ -225,7 +227,9 @@ class Model(nnx.Module):
         static_window = None if window_l is not None else next(iter(windows))
         cache_l = None
         if cache is not None:
-            cache_l = jax.tree.map(lambda *cs: jnp.stack(cs), *cache.layers)
+            cache_l = cache.layers
+            if isinstance(cache_l, list):  # A per-layer cache built outside `init_cache`.
+                cache_l = jax.tree.map(lambda *cs: jnp.stack(cs), *cache_l)
 
         def step(x, layer, window, rope_index, layer_cache):
             rope = jax.tree.map(lambda table: table[rope_index], tables_r)
@@ -238,9 +242,7 @@ class Model(nnx.Module):
             in_axes=(nnx.Carry, scanned, 0, 0, 0),
             out_axes=(nnx.Carry, 0),
         )(x, self.layers, window_l, rope_l, cache_l)
-        if cache is None:
-            return x, None
-        return x, [jax.tree.map(lambda c, i=i: c[i], cache_l) for i in range(n)]
+        return x, cache_l  # Stays stacked: the next decoded token scans it again.
 
 
 def _layer_call(inputs: layers.AttentionInputs, window: int | None):

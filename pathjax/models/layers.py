@@ -376,9 +376,12 @@ class Cache:
 
     `index` is the slot the next token is written to; `valid_bs` marks slots that hold a real
     token (left padding stays invalid), so prompts of different lengths share one cache.
+    `layers` is one `LayerCache` per layer, or, for scanned layers, one `LayerCache` whose
+    arrays carry a leading layer axis: the scan reads and writes it in place of restacking the
+    per-layer caches at every decoded token.
     """
 
-    layers: list[LayerCache]
+    layers: list[LayerCache] | LayerCache
     valid_bs: jax.Array
     index: jax.Array
 
@@ -394,8 +397,18 @@ class Cache:
         )
 
 
-def init_cache(config, batch: int, slots: int, dtype) -> Cache:
-    """An empty cache sized by a family config (`num_layers`, `num_kv_heads`, `head_dim`)."""
+def init_cache(config, batch: int, slots: int, dtype, *, stacked: bool = False) -> Cache:
+    """An empty cache sized by a family config (`num_layers`, `num_kv_heads`, `head_dim`);
+    `stacked`: one layer-axis cache for scanned layers."""
+    if stacked:
+        zeros = jnp.zeros(
+            (config.num_layers, batch, slots, config.num_kv_heads, config.head_dim), dtype
+        )
+        return Cache(
+            layers=LayerCache(zeros, zeros),
+            valid_bs=jnp.zeros((batch, slots), bool),
+            index=jnp.zeros((), jnp.int32),
+        )
     return Cache.empty(
         batch=batch,
         slots=slots,

@@ -9,7 +9,7 @@ import optax
 import pytest
 from flax import nnx
 
-from pathjax import lora, peft_format, sharding
+from pathjax import generate, lora, peft_format, sharding
 from pathjax.models import checkpoints, load_model, registry
 from pathjax.train import identity
 from pathjax.train import step as step_lib
@@ -81,10 +81,23 @@ def test_cached_decoding_matches(folder):
     for model in (loop, scan):
         cache = model.init_cache(2, 12)
         logits, cache = model(ids[:, :6], cache=cache)
-        step_logits, _ = model(ids[:, 6:7], cache=cache)
+        step_logits, cache = model(ids[:, 6:7], cache=cache)
         outputs.append((logits, step_logits))
     for a, b in zip(*outputs, strict=True):
         np.testing.assert_allclose(b, a, **TOLERANCE)
+    # The scanned model's cache stays one layer-axis array through decoding (no restacking of
+    # per-layer caches at every token).
+    assert cache.layers.k_bskf.shape[0] == scan.config.num_layers
+
+
+def test_greedy_generation_matches(folder):
+    loop, _ = load_model(folder, tokenizer=None)
+    scan, _ = load_model(folder, tokenizer=None, scan_layers=True)
+    ids = _ids(loop, (2, 5))
+    sampling = generate.SamplingConfig(max_new_tokens=6, temperature=0.0)
+    prompts = np.asarray(ids).tolist()
+    tokens = [generate.generate(m, prompts, sampling) for m in (loop, scan)]
+    assert tokens[1] == tokens[0] and all(len(t) == 6 for t in tokens[0])
 
 
 @pytest.mark.parametrize("direction", ["scan_to_loop", "loop_to_scan"])
