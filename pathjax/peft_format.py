@@ -163,9 +163,8 @@ def load_peft(model: nnx.Module, folder: str) -> lora_lib.LoraConfig:
     modules = read_peft_tensors(folder, family)
     # Per-layer path -> (module, its layer in a stacked module or None).
     linear = {
-        name: (module, i if lora_lib.stacked_layers(module) is not None else None)
-        for path, module in lora_lib.linear_modules(model)
-        for i, name in enumerate(lora_lib.per_layer_paths(path, module))
+        name: (module, layer)
+        for name, (_, module, layer) in lora_lib.per_layer_modules(model).items()
     }
     unknown = sorted(set(modules) - set(linear))
     if unknown:
