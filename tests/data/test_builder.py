@@ -17,7 +17,7 @@ from tests.data.conftest import SMALL
 PINNED = {
     "1.0.0": "951574e21ab5224844e923107cfca74c4bb5f960a8e9458bb999779d02210b51",
     "2.0.0": "d51a3a2e918bea1fbe67fb5b9be1d563f745f51707ee1c4610ce2e45d5ab0c4b",
-    "2.1.0": "c881ec9fcbff55104d4c7a51ae86390ada13cf33b2a0288a1884adb218653d99",
+    "2.1.0": "94ea6c957041ced57cba721e457a96cb00e4e7406ef0e71cf0e8e89d909de1b8",
 }
 
 
