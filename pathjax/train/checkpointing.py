@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import logging as py_logging
+
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
@@ -24,6 +26,17 @@ class CheckpointMismatchError(ValueError):
 
 class NoUsableCheckpointError(RuntimeError):
     """Every checkpoint in the directory failed to restore."""
+
+
+class _ReadOnlyNotice(py_logging.Filter):
+    """Drops orbax's warning that a read-only manager's folder is read-only: pathjax opens
+    managers read-only on purpose (evaluation, export), and every restore printed it."""
+
+    def filter(self, record: py_logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Given directory is read only")
+
+
+_READ_ONLY_NOTICE = _ReadOnlyNotice()
 
 
 # A resume must agree on these; other metadata (config, versions) is informational.
@@ -55,7 +68,12 @@ class Checkpointer:
         ):
             registry.add(item, save)
             registry.add(item, restore)
+        if read_only:
+            py_logging.getLogger("absl").addFilter(_READ_ONLY_NOTICE)  # Added once: a set.
         options = ocp.CheckpointManagerOptions(
+            # A read-only manager never saves; an interval would make orbax warn that it
+            # reset it to 0.
+            save_interval_steps=0 if read_only else 1,
             save_decision_policy=save_decision_policy.FixedIntervalPolicy(every),
             preservation_policy=preservation_policy.LatestN(keep),
             enable_async_checkpointing=use_async and not read_only,

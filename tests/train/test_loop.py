@@ -1,5 +1,6 @@
 """The training loop end to end on a tiny random model: resume, faults, sharding, bad config."""
 
+import logging
 import os
 import shutil
 
@@ -50,6 +51,18 @@ def test_run_writes_metrics_and_checkpoints(uninterrupted):
     ).steps()
     assert steps == [2, 4, 6]
     assert any(n.startswith("events.") for n in os.listdir(uninterrupted.workdir + "/tensorboard"))
+
+
+def test_read_only_checkpointer_opens_quietly(uninterrupted, caplog):
+    # Evaluation and export open checkpoints read-only on purpose; orbax's warnings about it
+    # (the folder is read-only, the save interval was reset) were printed at every restore.
+    with caplog.at_level(logging.WARNING):
+        steps = checkpointing.Checkpointer(
+            os.path.join(uninterrupted.workdir, "checkpoints"), every=2, read_only=True
+        ).steps()
+    assert steps == [2, 4, 6]
+    noise = [r.getMessage() for r in caplog.records if "read only" in r.getMessage().lower()]
+    assert not noise
 
 
 def test_resumed_run_equals_uninterrupted(uninterrupted, data_dir, tmp_path):
