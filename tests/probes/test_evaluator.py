@@ -92,8 +92,10 @@ def _logp(model, ids):
     return np.asarray(jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1))
 
 
-def test_one_pass_equals_separate_passes(setup):
-    ev, refs = setup
+def random_inputs(sequence_lengths=(7, 12, 4, 9)):
+    """Prompts of different lengths with 1-4 continuations each, and whole sequences (for the
+    drift pass): the shapes the evaluator's padding and grouping must get right. Shared by the
+    evaluator tests (one pass, mesh, scanned layers)."""
     rng = np.random.default_rng(0)
     prompts = [[1, *rng.integers(3, VOCAB, n).tolist()] for n in (5, 11, 3)]
     conts = [
@@ -101,6 +103,13 @@ def test_one_pass_equals_separate_passes(setup):
         [rng.integers(3, VOCAB, k).tolist() for k in (4,)],
         [rng.integers(3, VOCAB, k).tolist() for k in (2, 2, 5, 1)],
     ]
+    sequences = [[1, *rng.integers(3, VOCAB, n).tolist()] for n in sequence_lengths]
+    return prompts, conts, sequences
+
+
+def test_one_pass_equals_separate_passes(setup):
+    ev, refs = setup
+    prompts, conts, _ = random_inputs()
     out = ev.score(prompts, conts, words=True)
     boundary = scoring.boundary_mask(_Tokenizer(), VOCAB)
     assert boundary[4] and not boundary[5] and boundary[2]

@@ -8,7 +8,7 @@ from flax import nnx
 
 from pathjax import sharding as sharding_lib
 from pathjax.probes import evaluator
-from tests.probes.test_evaluator import VOCAB, _adapter, _base, _Tokenizer
+from tests.probes.test_evaluator import _adapter, _base, _Tokenizer, random_inputs
 
 # Multi-device equality: the second lane of `make test-all`.
 pytestmark = pytest.mark.slow
@@ -39,21 +39,9 @@ def _evaluator(mesh=None) -> evaluator.Evaluator:
     )
 
 
-def _inputs():
-    rng = np.random.default_rng(0)
-    prompts = [[1, *rng.integers(3, VOCAB, n).tolist()] for n in (5, 11, 3)]
-    conts = [
-        [rng.integers(3, VOCAB, k).tolist() for k in (1, 3, 2)],
-        [rng.integers(3, VOCAB, k).tolist() for k in (4,)],
-        [rng.integers(3, VOCAB, k).tolist() for k in (2, 2, 5, 1)],
-    ]
-    seqs = [[1, *rng.integers(3, VOCAB, n).tolist()] for n in (7, 12, 4, 9, 20)]
-    return prompts, conts, seqs
-
-
 @pytest.fixture(scope="module")
 def one_device():
-    prompts, conts, seqs = _inputs()
+    prompts, conts, seqs = random_inputs((7, 12, 4, 9, 20))
     ev = _evaluator()
     return ev.score(prompts, conts, words=True), ev.drift(seqs)
 
@@ -65,7 +53,7 @@ def test_a_mesh_scores_like_one_device(one_device, shape):
     ev = _evaluator(mesh)
     embedding = next(x for x in jax.tree.leaves(ev.state) if x.ndim == 2)
     assert len(embedding.sharding.device_set) == 8  # The base really is spread out.
-    prompts, conts, seqs = _inputs()
+    prompts, conts, seqs = random_inputs((7, 12, 4, 9, 20))
     got, drift = ev.score(prompts, conts, words=True), ev.drift(seqs)
     want, want_drift = one_device
     np.testing.assert_allclose(got.logp_mgc, want.logp_mgc, rtol=1e-5, atol=1e-5)

@@ -11,7 +11,7 @@ from pathjax import lora, peft_format
 from pathjax.models import load_model
 from pathjax.probes import evaluator
 from tests.models import hf_reference as ref
-from tests.probes.test_evaluator import VOCAB, _Tokenizer
+from tests.probes.test_evaluator import VOCAB, _Tokenizer, random_inputs
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 MODELS = [
@@ -58,18 +58,6 @@ def adapter_folders(request, folder, tmp_path_factory):
     ]
 
 
-def _inputs():
-    rng = np.random.default_rng(0)
-    prompts = [[1, *rng.integers(3, VOCAB, n).tolist()] for n in (5, 11, 3)]
-    conts = [
-        [rng.integers(3, VOCAB, k).tolist() for k in (1, 3, 2)],
-        [rng.integers(3, VOCAB, k).tolist() for k in (4,)],
-        [rng.integers(3, VOCAB, k).tolist() for k in (2, 2, 5, 1)],
-    ]
-    sequences = [[1, *rng.integers(3, VOCAB, n).tolist()] for n in (7, 12, 4, 9)]
-    return prompts, conts, sequences
-
-
 def _evaluator(folder: str, adapter_folders: list[str], scan: bool) -> evaluator.Evaluator:
     model, _ = load_model(folder, tokenizer=None, scan_layers=scan)
     assert model.config.scan_layers == scan
@@ -80,7 +68,7 @@ def _evaluator(folder: str, adapter_folders: list[str], scan: bool) -> evaluator
 
 
 def _scores(ev: evaluator.Evaluator) -> dict[str, np.ndarray]:
-    prompts, conts, sequences = _inputs()
+    prompts, conts, sequences = random_inputs()
     out = ev.score(prompts, conts, words=True)
     scores = {"logp": out.logp_mgc, "word_logp": out.word_logp_mgc}
     scores.update({f"prompt_{k}": v for k, v in out.prompt_divergence.items()})
