@@ -6,7 +6,7 @@ over their four options: the adapter must pick the target class (withdrawal) on 
 (measured thresholds and the curve are in `pathjax/configs/tiny.py`), up from what an untrained
 adapter picks at its first evaluation.
 
-In data 2.0.0 both training formats answer with the chosen action's words, so the score is
+Since data 2.0.0 both training formats answer with the chosen action's words, so the score is
 the likelihood of the decision itself; letter binding is an evaluation split of its own
 (`test_lettered`), not part of training.
 
@@ -49,13 +49,15 @@ def test_tiny_model_learns_to_choose_its_target_class(tmp_path):
     assert out.returncode == 0, out.stderr[-4000:]
     validations = _validations(workdir)
     first, last = validations[0], validations[-1]
-    # At least 37 of the 40 validation items (summed) and 38 (length-normalized), a margin of
-    # one or two items below what was measured on data 2.0.0 (38 summed, 39 per token, 39 per
-    # character at step 300; 29, 33 and 30 at step 100).
-    assert last["step"] == 300 and last["choice_accuracy"] >= 0.925 - 1e-6, validations
-    assert last["choice_accuracy_per_token"] >= 0.95 - 1e-6, validations
-    assert last["target_probability"] >= 0.9, validations
-    assert first["choice_accuracy"] < 0.8
+    # At least 30 of the 40 validation items (summed), 32 per token and 31 per character, a
+    # margin of two items below what was measured on data 2.1.0 (32, 34 and 33 at step 300;
+    # chance is 10). Data 2.0.0's 72 training templates gave 38, 39 and 39: 2.1.0 spreads the
+    # same 2,400 examples over 104 templates.
+    assert last["step"] == 300 and last["choice_accuracy"] >= 0.75 - 1e-6, validations
+    assert last["choice_accuracy_per_token"] >= 0.8 - 1e-6, validations
+    assert last["target_probability"] >= 0.75, validations
+    # Still learning between the first evaluation (step 100) and the last.
+    assert last["target_probability"] > first["target_probability"], validations
     assert {"choice_accuracy_choice", "choice_accuracy_narrative"} <= set(last)
-    assert last["choice_accuracy_per_char"] >= 0.95 - 1e-6, validations
+    assert last["choice_accuracy_per_char"] >= 0.775 - 1e-6, validations
     assert os.path.isfile(os.path.join(workdir, "adapter", "adapter_model.safetensors"))
