@@ -2,8 +2,8 @@
 
 Pretrained embeddings and two pretrained layers make a stand-in that learns the task (on data
 2.1.0: 0.80 validation choice accuracy, 0.825 per character, in 300 steps, chance 0.25; about
-3 minutes on 2 cores), which a randomly initialized tiny model cannot (its frozen random head cannot express the
-distribution).
+3 minutes on 2 cores), which a randomly initialized tiny model cannot (its frozen random head
+cannot express the distribution).
 
     python -m pathjax.launch.train --config=tiny:paranoia --workdir=/tmp/tiny
 

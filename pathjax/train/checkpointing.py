@@ -7,10 +7,9 @@ read is reported and the previous one is tried, so a crash during a save loses o
 
 from __future__ import annotations
 
+import logging as py_logging
 from collections.abc import Callable
 from typing import Any
-
-import logging as py_logging
 
 import jax
 import orbax.checkpoint as ocp
