@@ -5,6 +5,8 @@ pathjax-benchmark --workload=train --preset=smollm2-135m --batch=8 --seq_len=256
 pathjax-benchmark --workload=evaluate --preset=smollm2-135m --num_prompts=32 --batch=8
 pathjax-benchmark --workload=stacked --preset=smollm2-135m --batch=8 --seq_len=128 \
   --adapters=3 --repeats=3 --dtypes=float32
+pathjax-benchmark --workload=layers --preset=smollm2-135m --batch=8 --seq_len=128 \
+  --repeats=3 --dtypes=float32 --remat=none,dots
 (`pathjax-benchmark` is `python -m pathjax.launch.benchmark`.)
 """
 
@@ -16,14 +18,16 @@ import json  # noqa: E402
 
 from absl import flags  # noqa: E402
 
-from pathjax.bench import evaluate, forward, stacked, train  # noqa: E402
+from pathjax.bench import evaluate, forward, layers, stacked, train  # noqa: E402
+from pathjax.models import layer_stack  # noqa: E402
 
 _WORKLOAD = flags.DEFINE_enum(
     "workload",
     "forward",
-    ["forward", "train", "evaluate", "stacked"],
-    "What to measure: forward pass, LoRA step, the probe evaluator (base + 3 adapters), or "
-    "--adapters LoRA adapters trained stacked in one step against sequential runs.",
+    ["forward", "train", "evaluate", "stacked", "layers"],
+    "What to measure: forward pass, LoRA step, the probe evaluator (base + 3 adapters), "
+    "--adapters LoRA adapters trained stacked in one step against sequential runs, or the "
+    "LoRA step's compile and step times with the decoder's layers looped against scanned.",
 )
 _PRESET = flags.DEFINE_string(
     "preset",
@@ -31,7 +35,9 @@ _PRESET = flags.DEFINE_string(
     "Architecture (random weights; evaluate: the embedded checkpoint unless --random_weights).",
 )
 _BATCH = flags.DEFINE_integer("batch", 8, "Batch size (evaluate: prompts per pass).")
-_SEQ_LEN = flags.DEFINE_integer("seq_len", 256, "Sequence length (forward, train, stacked).")
+_SEQ_LEN = flags.DEFINE_integer(
+    "seq_len", 256, "Sequence length (forward, train, stacked, layers)."
+)
 _DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Precisions to measure.")
 _REPEATS = flags.DEFINE_integer(
     "repeats",
@@ -39,11 +45,11 @@ _REPEATS = flags.DEFINE_integer(
     "Timed repeats (the median is reported); stacked: steps per adapter and run, the first "
     "compiling (the wall time counts them all, the steady state is the median of the rest).",
 )
-_RANK = flags.DEFINE_integer("rank", 8, "LoRA rank (train, stacked and evaluate workloads).")
+_RANK = flags.DEFINE_integer("rank", 8, "LoRA rank (train, stacked, layers and evaluate).")
 _TARGETS = flags.DEFINE_string(
     "targets",
     "default",
-    "train, stacked and evaluate: LoRA targets ('default' = q_proj,v_proj; 'all-linear').",
+    "train, stacked, layers and evaluate: LoRA targets ('default' = q_proj,v_proj; 'all-linear').",
 )
 _ADAPTERS = flags.DEFINE_integer(
     "adapters", 3, "stacked: adapters trained (K), stacked and in K sequential runs.", lower_bound=1
@@ -74,7 +80,7 @@ _PROFILE_DIR = flags.DEFINE_string(
     "profile_dir",
     "",
     "train: profile one more pathjax step per precision into this folder (Perfetto trace) and "
-    "print its time per XLA operation.",
+    "print its time per XLA operation; layers: one per precision, layout and remat.",
 )
 _MICRO_BATCHES = flags.DEFINE_list(
     "micro_batches",
@@ -87,6 +93,16 @@ flags.register_validator(
     "micro_batches",
     lambda counts: all(count.isdigit() and int(count) >= 1 for count in counts),
     message="--micro_batches takes positive integers separated by commas, e.g. 1,4.",
+)
+_REMAT = flags.DEFINE_list(
+    "remat",
+    ["none"],
+    f"layers: remat policies measured, each in both layouts ({', '.join(layer_stack.REMAT)}).",
+)
+flags.register_validator(
+    "remat",
+    lambda names: bool(names) and all(name in layer_stack.REMAT for name in names),
+    message=f"--remat takes policies among {', '.join(layer_stack.REMAT)}, e.g. none,dots.",
 )
 _OUT = flags.DEFINE_string("out", "", "Write the JSON report here.")
 
@@ -133,6 +149,16 @@ def main(argv):
             with_reference=_REFERENCE.value,
         )
         print(stacked.format_table(report))
+    elif _WORKLOAD.value == "layers":
+        report = layers.run(
+            **sizes,
+            seq_len=_SEQ_LEN.value,
+            remats=_REMAT.value,
+            rank=_RANK.value,
+            targets=_TARGETS.value,
+            profile_dir=_PROFILE_DIR.value,
+        )
+        print(layers.format_table(report))
     else:
         report = forward.run(**sizes, seq_len=_SEQ_LEN.value, with_transformers=_REFERENCE.value)
         print(forward.format_table(report))
