@@ -5,6 +5,8 @@ matmul such as `ynn_fusion`, a `dot_general`); their names are HLO instruction n
 them by name with the numeric suffix dropped (`ynn_fusion.625` -> `ynn_fusion`) shows how much
 of a step the matmuls take and which element-wise fusions cost the rest. The sum is over
 operations, so two operations overlapping on two cores count twice: shares, not wall time.
+Control-flow operations (`while`, `conditional`, `call`) are left out: their events contain
+their bodies' operations, which are counted themselves.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import jax
 # HLO instruction names (`ynn_fusion.12`, `wrapped_convert`, `dot_general.3`); the runtime's own
 # events have capitals, spaces, `::` or a leading `$`.
 _OP_NAME = re.compile(r"^([a-z][a-z0-9_\-]*?)(\.\d+)?$")
+# Control-flow operations whose events span their bodies' operations (a scanned layer stack
+# is a `while`): counting them would count the body twice.
+_CONTAINERS = frozenset({"while", "conditional", "call"})
 # Operations that are matrix products: XLA's library fusions (XNNPACK/YNNPACK, oneDNN) and
 # its own dot emitter.
 _MATMUL_KINDS = ("ynn_fusion", "xnn_fusion", "onednn", "dot", "dot_general", "custom-call")
@@ -54,7 +59,7 @@ def summarize(out_dir: str) -> list[OpTime]:
     count: collections.Counter[str] = collections.Counter()
     for event in events:
         match = _OP_NAME.match(event.get("name", "")) if event.get("ph") == "X" else None
-        if match:
+        if match and match.group(1) not in _CONTAINERS:
             total_us[match.group(1)] += event.get("dur", 0)
             count[match.group(1)] += 1
     overall = sum(total_us.values()) or 1
