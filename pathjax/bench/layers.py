@@ -29,6 +29,7 @@ from jax.experimental.compilation_cache import compilation_cache
 from pathjax import lora
 from pathjax.bench import forward, profile, train
 from pathjax.models import layer_stack, presets, registry
+from pathjax.train import peak
 
 LAYOUTS = ("loop", "scan")
 
@@ -40,6 +41,7 @@ class LayoutMeasurement(forward.Measurement):
     lower_s: float  # Tracing and lowering the jitted step to StableHLO.
     compile_s: float  # XLA's compilation of the lowered step, cold.
     temp_mib: float  # The compiled step's scratch memory (XLA's memory analysis).
+    mfu: float = 0.0  # Achieved FLOP/s over the MFU ceiling of this precision (`mfu_ceiling`).
 
 
 def setting_name(dtype: str, layout: str, remat: str) -> str:
@@ -144,9 +146,10 @@ def run(
     # The work the loss needs, the same in both layouts (remat's recomputation is not useful
     # work); counted on the loop layout, whose adapters are one module per layer.
     flops = train.step_flops(config, lora_config, batch, seq_len)
-    results, profiles = [], {}
+    results, profiles, peaks, ceilings = [], {}, {}, {}
     with cold_compilation_cache():
         for dtype in dtypes:
+            peak.measured_matmul_peak(dtype)  # Before the compiles: the CPU is idle then.
             for remat in remats:
                 for layout in LAYOUTS:
                     m, ops = measure_layout(
@@ -168,6 +171,13 @@ def run(
                             "top_ops": [dataclasses.asdict(o) for o in ops[:20]],
                         }
 
+    for dtype in dtypes:
+        best = max(r.gflops_per_s * 1e9 for r in results if r.dtype == dtype)
+        peaks[dtype], ceilings[dtype] = peak.mfu_ceiling(
+            dtype, peak.measured_matmul_peak(dtype), best
+        )
+    for r in results:
+        r.mfu = r.gflops_per_s * 1e9 / peaks[r.dtype]
     by_setting = {(r.dtype, r.remat, r.layout): r for r in results}
     ratios = {}
     for dtype in dtypes:
@@ -191,6 +201,8 @@ def run(
         "repeats": repeats,
         "warmup": warmup,
         "flops_per_step": flops,
+        "peak_flops_per_s": peaks,
+        "mfu_ceiling": ceilings,
         "results": [dataclasses.asdict(r) for r in results],
         "scan_vs_loop": ratios,
         "profiles": profiles,
@@ -206,21 +218,25 @@ def format_table(report: dict) -> str:
         f"{report['batch']} x {report['seq_len']} tokens, medians of {report['repeats']} "
         f"({report['flops_per_step'] / 1e9:.1f} GFLOP per step); compiles cold (persistent "
         "cache off)",
-        "| layout | remat | dtype | lower s | compile s | step s | tokens/s | GFLOP/s "
+        "| layout | remat | dtype | lower s | compile s | step s | tokens/s | GFLOP/s | MFU "
         "| scratch MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["results"]:
         lines.append(
             f"| {r['layout']} | {r['remat']} | {r['dtype']} | {r['lower_s']:.2f} "
             f"| {r['compile_s']:.2f} | {r['median_s']:.3f} | {r['tokens_per_s']:.0f} "
-            f"| {r['gflops_per_s']:.1f} | {r['temp_mib']:.0f} |"
+            f"| {r['gflops_per_s']:.1f} | {100 * r['mfu']:.0f}% | {r['temp_mib']:.0f} |"
         )
     for setting, ratio in report["scan_vs_loop"].items():
         lines.append(
             f"scan / loop ({setting}): lower {ratio['lower']:.2f}x, compile "
             f"{ratio['compile']:.2f}x, step time {ratio['step']:.2f}x, tokens/s "
             f"{ratio['tokens_per_s']:.2f}x"
+        )
+    for dtype, flops in report["peak_flops_per_s"].items():
+        lines.append(
+            f"MFU ceiling ({dtype}): {flops / 1e9:.1f} GFLOP/s, {report['mfu_ceiling'][dtype]}"
         )
     machine = report["machine"]
     lines.append(f"machine: {machine['processor']}, {machine['cpu_count']} CPUs")

@@ -218,19 +218,6 @@ def _side(
     )
 
 
-def _ceiling(dtype: str, measured: float, best_achieved: float) -> tuple[float, str]:
-    """The MFU ceiling: the measured matmul peak, measured again if a side beat it (it ran
-    under load), and raised to the best side's rate if still beaten (then labelled so), so
-    that MFU never exceeds 1."""
-    label = f"measured {dtype} matmul peak (best of 5)"
-    if best_achieved <= measured:
-        return measured, label
-    measured = max(measured, peak.measured_matmul_peak(dtype, fresh=True))
-    if best_achieved <= measured:
-        return measured, label + ", measured again after a side beat the first measurement"
-    return best_achieved, "the fastest side's rate (it beat the measured matmul peak)"
-
-
 def run(
     preset: str = "smollm2-135m",
     batch: int = 8,
@@ -277,7 +264,7 @@ def run(
             sides.append(_side(REFERENCE, dtype, reference, 1, 0, tokens, flops))
             reference_precision[dtype] = precisions[0]
         best = max(s["achieved_flops_per_s"] for s in sides)
-        peaks[dtype], ceilings[dtype] = _ceiling(dtype, measured_peak, best)
+        peaks[dtype], ceilings[dtype] = peak.mfu_ceiling(dtype, measured_peak, best)
         for s in sides:
             achieved = s.pop("achieved_flops_per_s")
             results.append(

@@ -65,6 +65,7 @@ def test_benchmark_measures_both_layouts_for_each_remat(tmp_path):
         assert r["lower_s"] > 0 and r["compile_s"] > 0 and r["median_s"] > 0
         assert r["tokens_per_s"] == pytest.approx(2 * 16 / r["median_s"])
         assert r["temp_mib"] >= 0
+        assert 0 < r["mfu"] <= 1  # Against a labelled ceiling that is never beaten.
     assert set(report["scan_vs_loop"]) == {"float32, remat none", "float32, remat dots"}
     for ratio in report["scan_vs_loop"].values():
         assert all(value > 0 for value in ratio.values())
@@ -78,6 +79,7 @@ def test_benchmark_measures_both_layouts_for_each_remat(tmp_path):
     table = layers.format_table(report)
     assert "| loop | none | float32 |" in table and "| scan | dots | float32 |" in table
     assert "scan / loop (float32, remat dots)" in table
+    assert "MFU ceiling (float32)" in table
     assert "profile of one step (float32, scan, remat none)" in table
 
 
