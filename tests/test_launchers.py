@@ -12,7 +12,9 @@ from pathjax.launch import common
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LAUNCHERS = sorted(
-    p for p in (ROOT / "launch").glob("*.py") if p.name not in ("__init__.py", "common.py")
+    p
+    for p in (ROOT / "pathjax" / "launch").glob("*.py")
+    if p.name not in ("__init__.py", "common.py")
 )
 
 
@@ -54,7 +56,11 @@ def test_offline_unless_asked_and_a_users_value_is_kept():
 
 
 def _imports_pathjax(node: ast.stmt) -> bool:
+    """Any pathjax import but the launchers' `common`, which decides hub access (its import
+    pulls in no hub library: the test after the parametrized one checks)."""
     if isinstance(node, ast.ImportFrom):
+        if node.module == "pathjax.launch" and [a.name for a in node.names] == ["common"]:
+            return False
         return (node.module or "").split(".")[0] == "pathjax"
     if isinstance(node, ast.Import):
         return any(alias.name.split(".")[0] == "pathjax" for alias in node.names)
@@ -69,6 +75,12 @@ def _calls_set_hub_access(node: ast.stmt) -> bool:
     )
 
 
+def test_the_launchers_are_found():
+    # An empty list would make the parametrized test below pass by running nothing (it did
+    # after the launchers moved into the package).
+    assert {"train", "evaluate", "generate", "benchmark"} <= {p.stem for p in LAUNCHERS}
+
+
 @pytest.mark.parametrize("path", LAUNCHERS, ids=lambda p: p.stem)
 def test_every_launcher_decides_hub_access_before_importing_pathjax(path):
     source = path.read_text()
@@ -77,6 +89,18 @@ def test_every_launcher_decides_hub_access_before_importing_pathjax(path):
     calls = [i for i, node in enumerate(body) if _calls_set_hub_access(node)]
     imports = [i for i, node in enumerate(body) if _imports_pathjax(node)]
     assert calls and imports and calls[0] < imports[0]
+
+
+def test_importing_the_launchers_common_module_loads_no_hub_library():
+    code = (
+        "import sys, pathjax.launch.common\n"
+        "print([m for m in ('huggingface_hub', 'transformers', 'jax') if m in sys.modules])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
 
 
 def _hub_state_after_import(*argv: str) -> str:
@@ -177,3 +201,41 @@ def test_a_launcher_runs_as_an_installed_command_outside_the_repository(tmp_path
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "built" / "pathjax_behavior").is_dir()
+
+
+@pytest.mark.slow  # About a minute: every benchmark step of the GPU check on tiny presets.
+def test_the_h200_check_script_runs_on_cpu_with_tiny_settings(tmp_path):
+    # The script is run only when a device is lent, so its CPU smoke settings (its header) are
+    # what keeps it runnable: a broken path or flag would otherwise surface on the device.
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path),
+        "WHEELS": "",
+        "PYTHON": sys.executable,
+        "PRESET": "tiny-llama",
+        "SEQ_LEN": "64",
+        "BATCH": "2",
+        "FALLBACK_BATCH": "2",
+        "REPEATS": "1",
+        "EVAL_PRESET": "tiny-smollm2",
+        "EVAL_TOKENIZER": "smollm2-135m",
+        "NUM_PROMPTS": "2",
+        "EVAL_BATCH": "2",
+        "EVAL_REPEATS": "1",
+        "STACKED_PRESET": "tiny-llama",
+        "STACKED_SEQ_LEN": "16",
+        "STACKED_BATCH": "2",
+        "STACKED_STEPS": "2",
+        "LAYERS_PRESET": "tiny-llama",
+        "LAYERS_SEQ_LEN": "16",
+        "LAYERS_BATCH": "2",
+        "LAYERS_REPEATS": "1",
+    }
+    script = ROOT / "pathjax" / "launch" / "h200_check.sh"
+    out = subprocess.run(
+        ["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {"train.json", "evaluate.json", "stacked.json", "layers.json", "env.txt"} <= written
+    assert "== summary" in out.stdout and "scan / loop" in out.stdout

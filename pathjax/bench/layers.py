@@ -28,7 +28,7 @@ from jax.experimental.compilation_cache import compilation_cache
 
 from pathjax import lora
 from pathjax.bench import forward, profile, train
-from pathjax.models import layer_stack, presets, registry
+from pathjax.models import layer_stack, registry
 from pathjax.train import peak
 
 LAYOUTS = ("loop", "scan")
@@ -133,12 +133,13 @@ def run(
     repeats: int = 3,
     warmup: int = 1,
     profile_dir: str = "",
+    attention: str = "auto",
 ) -> dict:
     """Measures every (dtype, remat, layout); the report is JSON-ready. `scan_vs_loop` holds,
     per dtype and remat, the scanned layout's lower, compile and step times over the loop's."""
     for remat in remats:
         layer_stack.check_remat(remat)
-    config = presets.preset_config(preset)
+    config = train.preset_with_attention(preset, attention)
     # Fail before any compile on a family without the stacked layout (GPT-2).
     registry.with_layout(config, scan_layers=True)
     lora_config = lora.LoraConfig(rank=rank, targets=targets)
@@ -194,6 +195,7 @@ def run(
     return {
         "workload": "layers",
         "preset": preset,
+        "attention": attention,
         "num_layers": config.num_layers,
         "lora": dataclasses.asdict(lora_config),
         "batch": batch,

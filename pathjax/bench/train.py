@@ -52,6 +52,13 @@ def setting_name(dtype: str, micro_batches: int) -> str:
     return dtype if micro_batches == 1 else f"{dtype}, {micro_batches} micro-batches"
 
 
+def preset_with_attention(preset: str, attention: str = "auto"):
+    """A preset's config with attention backend `attention` (`model.attention`); "auto" keeps
+    the preset's own choice (by platform), so presets without the field (GPT-2) still work."""
+    config = presets.preset_config(preset)
+    return config if attention == "auto" else registry.with_attention(config, attention)
+
+
 def _train_config(num_steps: int) -> ml_collections.ConfigDict:
     """The fields `optimizer.make_optimizer` reads; constant after a one-step warmup."""
     return ml_collections.ConfigDict(
@@ -303,6 +310,7 @@ def run(
     head_at_targets: bool = True,
     profile_dir: str = "",
     micro_batches: int | Sequence[int] = 1,
+    attention: str = "auto",
 ) -> dict:
     """Measures both sides in each precision and at each micro-batch count; the report is
     JSON-ready. `best_setting` is each side at its fastest (precision, micro-batches): what a
@@ -318,7 +326,7 @@ def run(
             raise ValueError(
                 f"micro_batches={count} must be >= 1 and divide the batch of {batch} rows."
             )
-    config = presets.preset_config(preset)
+    config = preset_with_attention(preset, attention)
     lora_config = lora.LoraConfig(rank=rank, targets=targets)
     data = make_batch(config.vocab_size, batch, seq_len, head_at_targets=head_at_targets)
     flops = step_flops(config, lora_config, batch, seq_len)
@@ -377,6 +385,7 @@ def run(
     return {
         "workload": "train",
         "preset": preset,
+        "attention": attention,
         "lora": dataclasses.asdict(lora_config),
         "loss_tokens_per_row": seq_len - seq_len // 2,
         "micro_batches": list(counts),

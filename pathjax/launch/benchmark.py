@@ -19,7 +19,7 @@ import json  # noqa: E402
 from absl import flags  # noqa: E402
 
 from pathjax.bench import evaluate, forward, layers, stacked, train  # noqa: E402
-from pathjax.models import layer_stack  # noqa: E402
+from pathjax.models import attention_backends, layer_stack  # noqa: E402
 
 _WORKLOAD = flags.DEFINE_enum(
     "workload",
@@ -104,6 +104,13 @@ flags.register_validator(
     lambda names: bool(names) and all(name in layer_stack.REMAT for name in names),
     message=f"--remat takes policies among {', '.join(layer_stack.REMAT)}, e.g. none,dots.",
 )
+_ATTENTION = flags.DEFINE_enum(
+    "attention",
+    "auto",
+    list(attention_backends.BACKENDS),
+    "train, layers: pathjax's attention kernel (model.attention); auto picks by platform (cuDNN's "
+    "fused attention on a GPU where it applies).",
+)
 _OUT = flags.DEFINE_string("out", "", "Write the JSON report here.")
 
 
@@ -134,6 +141,7 @@ def main(argv):
             head_at_targets=_HEAD_AT_TARGETS.value,
             profile_dir=_PROFILE_DIR.value,
             micro_batches=[int(count) for count in _MICRO_BATCHES.value],
+            attention=_ATTENTION.value,
         )
         print(train.format_table(report))
     elif _WORKLOAD.value == "stacked":
@@ -157,6 +165,7 @@ def main(argv):
             rank=_RANK.value,
             targets=_TARGETS.value,
             profile_dir=_PROFILE_DIR.value,
+            attention=_ATTENTION.value,
         )
         print(layers.format_table(report))
     else:

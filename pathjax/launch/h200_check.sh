@@ -4,22 +4,25 @@
 # model with random weights, bfloat16, pathjax alone (torch's reference runs on the CPU and is
 # off), MFU against the bf16 matmul peak measured in the same process; then (issue 17) three
 # SmolLM2-135M adapters trained stacked in one step against three sequential runs, the model a
-# study trains. About 10 minutes at most.
+# study trains; then (issue 18) the layer layouts, loop against scan (compile and step time,
+# remat none and dots), with the attention backend that `auto` picks there (cuDNN's fused
+# attention for bf16 on a GPU). About 10 minutes at most.
 #
 # Through the device tool, from the repo root, with the missing Python packages as wheels in
 # .whl (BENCHMARKS.md, "The H200 check", says how to fetch them):
 #   run(command="bash pathjax/launch/h200_check.sh", carry=[".whl"], timeout_s=600)
-# Writes train.json, evaluate.json, stacked.json, their logs and env.txt to $OUT when set (else a
-# temp folder).
+# Writes train.json, evaluate.json, stacked.json, layers.json, their logs and env.txt to $OUT
+# when set (else a temp folder).
 #
 # Every setting below can be overridden from the environment; a smoke test of the same commands
 # on CPU, a few seconds of work:
 #   WHEELS= PYTHON=python PRESET=tiny-llama SEQ_LEN=64 BATCH=2 FALLBACK_BATCH=2 REPEATS=1 \
 #     EVAL_PRESET=tiny-smollm2 EVAL_TOKENIZER=smollm2-135m NUM_PROMPTS=2 EVAL_BATCH=2 \
 #     EVAL_REPEATS=1 STACKED_PRESET=tiny-llama STACKED_SEQ_LEN=16 STACKED_BATCH=2 \
-#     STACKED_STEPS=2 bash pathjax/launch/h200_check.sh
+#     STACKED_STEPS=2 LAYERS_PRESET=tiny-llama LAYERS_SEQ_LEN=16 LAYERS_BATCH=2 LAYERS_REPEATS=1 \
+#     ATTENTION=auto bash pathjax/launch/h200_check.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."  # The repository root (the script lives in pathjax/launch/).
 
 PYTHON=${PYTHON:-python3}         # The image's python3 holds JAX (CUDA 13 plugin) and torch.
 WHEELS=${WHEELS-.whl}             # Folder of wheels to install first; empty: none.
@@ -44,8 +47,18 @@ STACKED_SEQ_LEN=${STACKED_SEQ_LEN:-256}
 STACKED_BATCH=${STACKED_BATCH:-8}  # Per adapter and step, as in the study's training.
 ADAPTERS=${ADAPTERS:-3}
 STACKED_STEPS=${STACKED_STEPS:-10}  # Per adapter; the first compiles.
-# Last, so a timeout here costs no other result: 4 compiles (stacked; sequential shared, 2 more).
+# 4 compiles (stacked; sequential shared, 2 more).
 STACKED_TIMEOUT_S=${STACKED_TIMEOUT_S:-110}
+# Issue 18: loop against scan, each compiled cold, remat none and dots (4 compiles).
+LAYERS_PRESET=${LAYERS_PRESET:-smollm2-135m}
+LAYERS_SEQ_LEN=${LAYERS_SEQ_LEN:-1024}
+LAYERS_BATCH=${LAYERS_BATCH:-8}
+LAYERS_REPEATS=${LAYERS_REPEATS:-5}
+ATTENTION=${ATTENTION:-auto}       # auto: cuDNN where it applies on a GPU (logged), else XLA.
+# Last, so a timeout here costs no other result.
+# The steps' limits add up to 580 s (680 s if the train step falls back): run the script with
+# the device tool's 600 s limit; a step cut short loses only itself.
+LAYERS_TIMEOUT_S=${LAYERS_TIMEOUT_S:-100}
 
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 # Each step is its own process and the only one on the GPU: let XLA take most of the 141 GB
@@ -98,7 +111,7 @@ step() {  # step NAME TIMEOUT_S FLAGS...: one benchmark process, its table, log 
 
 failed=0
 train_flags=(--workload=train --preset="$PRESET" --seq_len="$SEQ_LEN" --dtypes="$DTYPES"
-  --repeats="$REPEATS" --noreference)
+  --repeats="$REPEATS" --attention="$ATTENTION" --noreference)
 if ! step train "$TRAIN_TIMEOUT_S" "${train_flags[@]}" --batch="$BATCH"; then
   if ((FALLBACK_BATCH < BATCH)) \
     && grep -qiE 'RESOURCE_EXHAUSTED|out of memory' "$OUT_DIR/train.log"; then
@@ -116,6 +129,10 @@ step evaluate "$EVAL_TIMEOUT_S" --workload=evaluate --preset="$EVAL_PRESET" --ra
 step stacked "$STACKED_TIMEOUT_S" --workload=stacked --preset="$STACKED_PRESET" \
   --seq_len="$STACKED_SEQ_LEN" --batch="$STACKED_BATCH" --adapters="$ADAPTERS" \
   --dtypes="$DTYPES" --repeats="$STACKED_STEPS" --noreference || failed=1
+
+step layers "$LAYERS_TIMEOUT_S" --workload=layers --preset="$LAYERS_PRESET" \
+  --seq_len="$LAYERS_SEQ_LEN" --batch="$LAYERS_BATCH" --dtypes="$DTYPES" \
+  --repeats="$LAYERS_REPEATS" --remat=none,dots --attention="$ATTENTION" || failed=1
 
 "$PYTHON" - "$OUT_DIR" <<'EOF'
 import glob, json, os, sys
@@ -137,6 +154,20 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
                     f"stacked / {other} ({dtype}): {ratio['tokens_per_s']:.2f}x tokens/s, "
                     f"wall time {ratio['wall_time']:.2f}x (issue 17 goal: 1.8x)"
                 )
+        continue
+    if report["workload"] == "layers":
+        for r in report["results"]:
+            print(
+                f"layers {report['preset']} {r['dtype']} {r['layout']} remat {r['remat']} "
+                f"(attention {report['attention']}): lower {r['lower_s']:.1f} s, compile "
+                f"{r['compile_s']:.1f} s, {r['median_s'] * 1e3:.1f} ms/step, "
+                f"{r['tokens_per_s']:.0f} tokens/s, MFU {100 * r['mfu']:.1f}%"
+            )
+        for setting, ratio in report["scan_vs_loop"].items():
+            print(
+                f"scan / loop ({setting}): compile {ratio['compile']:.2f}x, "
+                f"step time {ratio['step']:.2f}x"
+            )
         continue
     for r in report["results"]:
         if report["workload"] == "train":
