@@ -83,6 +83,7 @@ setuptools.setup(
                 "evaluate",
                 "export",
                 "generate",
+                "picks",
                 "benchmark",
             )
         ]

@@ -141,6 +141,14 @@ def option_scores(
     )
 
 
+def per_char_picks(scores: OptionScores) -> np.ndarray:
+    """Each record's picked option: P1's primary pick, the highest mean log-probability per
+    character (a summed score prefers short options)."""
+    if scores.chars_no is None:
+        raise ValueError("Per-character picks need the options' character counts (chars_no).")
+    return np.argmax(scores.summed_no / scores.chars_no, axis=1)
+
+
 def choice_metrics(
     scores: OptionScores, target_index_n: np.ndarray, formats: Sequence[str] = ()
 ) -> dict[str, float]:
@@ -170,7 +178,7 @@ def choice_metrics(
         metrics[f"choice_accuracy_{name}"] = float(np.mean(hits_n[formats_n == name]))
     if scores.chars_no is not None:
         # P1's primary pick: the highest mean log-probability per character.
-        char_hits_n = np.argmax(scores_no / scores.chars_no, axis=1) == target_index_n
+        char_hits_n = per_char_picks(scores) == target_index_n
         metrics["choice_accuracy_per_char"] = float(np.mean(char_hits_n))
         for name in sorted(set(formats)):
             metrics[f"choice_accuracy_per_char_{name}"] = float(
