@@ -33,7 +33,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from pathjax import adapters, provenance  # noqa: E402
 from pathjax.configs import load  # noqa: E402
-from pathjax.data import builder, pipeline, subsets  # noqa: E402
+from pathjax.data import builder, pipeline, schema, subsets  # noqa: E402
 from pathjax.models import from_config  # noqa: E402
 from pathjax.train import choice_eval  # noqa: E402
 
@@ -99,16 +99,11 @@ def score_split(
 ) -> dict[str, Any]:
     """Scores `split` of the config's condition with the adapter and (or only) the base model."""
     d = config.data
-    records = list(
-        builder.load(
-            d.condition,
-            split,
-            d.data_dir,
-            train_size=d.train_size,
-            eval_size=d.eval_size,
-            seed=d.seed,
-        )
-    )
+    sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
+    schema.check_split(split)
+    # As training does: built once if missing (a few seconds), then reused.
+    builder.build(d.condition, d.data_dir, **sizes)
+    records = list(builder.load(d.condition, split, d.data_dir, **sizes))
     records = list(subsets.balanced(records, items))
     result: dict[str, Any] = {
         "condition": d.condition,
