@@ -1,5 +1,7 @@
 """`pathjax-picks`: a whole split's option picks, checked against a forward pass done by hand."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -97,3 +99,12 @@ def test_summary_counts_formats_templates_and_what_was_picked_instead():
 def test_an_unknown_split_names_the_splits_there_are(config):
     with pytest.raises(ValueError, match="test_domains"):
         picks.score_split(config, None, "test_galaxies")
+
+
+def test_an_adapter_of_another_condition_is_refused(config, tmp_path):
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"condition": "depression"}}))
+    with pytest.raises(ValueError, match="trained on condition 'depression'.*:depression"):
+        picks.score_split(config, str(tmp_path / "adapter"), "test_domains")
+    with pytest.raises(ValueError, match="trained on condition 'depression'"):
+        picks.score_split(config, f"{tmp_path}@40", "test_domains")

@@ -94,6 +94,23 @@ def _print_summary(name: str, summary: Mapping[str, Any], base: Mapping[str, Any
     print("  templates, worst first: " + ", ".join(f"{t} {s['rate']:.2f}" for t, s in templates))
 
 
+def check_condition(config, adapter: str) -> None:
+    """Refuses an adapter whose training run (its workdir's config.json, beside or above the
+    PEFT folder) had another condition than `config`: the target class would be wrong."""
+    path, _ = adapters.split_step(adapter)
+    for folder in (epath.Path(path), epath.Path(path).parent):
+        run_config = folder / "config.json"
+        if run_config.is_file():
+            trained = json.loads(run_config.read_text()).get("data", {}).get("condition")
+            wanted = config.data.condition
+            if trained and trained != wanted:
+                raise ValueError(
+                    f"Adapter {adapter!r} was trained on condition {trained!r}, but the config "
+                    f"scores {wanted!r} as the target; pass --config=<model>:{trained}."
+                )
+            return
+
+
 def score_split(
     config, adapter: str | None, split: str, items: int = 0, with_base: bool = True
 ) -> dict[str, Any]:
@@ -101,6 +118,8 @@ def score_split(
     d = config.data
     sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
     schema.check_split(split)
+    if adapter:
+        check_condition(config, adapter)
     # As training does: built once if missing (a few seconds), then reused.
     builder.build(d.condition, d.data_dir, **sizes)
     records = list(builder.load(d.condition, split, d.data_dir, **sizes))
