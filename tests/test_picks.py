@@ -11,8 +11,8 @@ from flax import nnx
 from pathjax import lora, peft_format
 from pathjax.configs import tiny
 from pathjax.data import builder, pipeline
-from pathjax.launch import picks
 from pathjax.models import from_config
+from pathjax.probes import picks
 
 
 @pytest.fixture(scope="module")

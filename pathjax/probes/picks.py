@@ -1,0 +1,111 @@
+"""Which option a model picks on every item of a held-out split, and how often it is the target.
+
+The pick is P1's primary one, the option with the highest mean log-probability per character
+(`train/choice_eval.per_char_picks`). Training scores a few dozen items per checkpoint (a
+learning curve); this scores a whole split, so that two recipes can be told apart
+(`pathjax-picks`, docs/TRAINING.md).
+"""
+
+import collections
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from etils import epath
+from flax import nnx
+
+from pathjax import adapters
+from pathjax.data import builder, pipeline, schema, subsets
+from pathjax.models import from_config
+from pathjax.train import choice_eval
+
+
+def record_picks(
+    model: nnx.Module, tokenizer: Any, records: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """The class each record's option pick belongs to (highest log-probability per character)."""
+    graphdef, state = nnx.split(model)
+    scores = choice_eval.option_scores(
+        graphdef, (state,), records, tokenizer, prefix=pipeline.bos_prefix(tokenizer)
+    )
+    picked = choice_eval.per_char_picks(scores)
+    return [r["option_classes"][k] for r, k in zip(records, picked, strict=True)]
+
+
+def summarize(records: Sequence[Mapping[str, Any]], picks: Sequence[str]) -> dict[str, Any]:
+    """Target pick rate overall, per format and per template; what was picked instead."""
+    hits = [p == r["target_class"] for r, p in zip(records, picks, strict=True)]
+
+    def rate(keys: Sequence[str]) -> dict[str, dict[str, float]]:
+        groups: dict[str, list[bool]] = collections.defaultdict(list)
+        for key, hit in zip(keys, hits, strict=True):
+            groups[key].append(hit)
+        return {k: {"rate": float(np.mean(v)), "n": len(v)} for k, v in sorted(groups.items())}
+
+    instead = collections.Counter(p for p, hit in zip(picks, hits, strict=True) if not hit)
+    return {
+        "rate": float(np.mean(hits)),
+        "n": len(hits),
+        "by_format": rate([r["format"] for r in records]),
+        "by_template": rate([r["template_id"] for r in records]),
+        "picked_instead": dict(instead.most_common()),
+    }
+
+
+def check_condition(config, adapter: str) -> None:
+    """Refuses an adapter whose training run (its workdir's config.json, beside or above the
+    PEFT folder) had another condition than `config`: the target class would be wrong."""
+    path, _ = adapters.split_step(adapter)
+    for folder in (epath.Path(path), epath.Path(path).parent):
+        run_config = folder / "config.json"
+        if run_config.is_file():
+            trained = json.loads(run_config.read_text()).get("data", {}).get("condition")
+            wanted = config.data.condition
+            if trained and trained != wanted:
+                raise ValueError(
+                    f"Adapter {adapter!r} was trained on condition {trained!r}, but the config "
+                    f"scores {wanted!r} as the target; pass --config=<model>:{trained}."
+                )
+            return
+
+
+def score_split(
+    config, adapter: str | None, split: str, items: int = 0, with_base: bool = True
+) -> dict[str, Any]:
+    """Scores `split` of the config's condition with the adapter and (or only) the base model."""
+    d = config.data
+    sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
+    schema.check_split(split)
+    if adapter:
+        check_condition(config, adapter)
+    # As training does: built once if missing (a few seconds), then reused.
+    builder.build(d.condition, d.data_dir, **sizes)
+    records = list(builder.load(d.condition, split, d.data_dir, **sizes))
+    records = list(subsets.balanced(records, items))
+    result: dict[str, Any] = {
+        "condition": d.condition,
+        "split": split,
+        "adapter_spec": adapter,
+        "pick": "highest mean log-probability per character",
+        "targets": [r["target_class"] for r in records],
+        "templates": [r["template_id"] for r in records],
+        "formats": [r["format"] for r in records],
+    }
+    models: list[tuple[str, str | None]] = [("adapter", adapter)] if adapter else []
+    if with_base or not adapter:
+        models.append(("base", None))
+    for name, spec in models:
+        start = time.perf_counter()
+        if spec:
+            model, tokenizer, label = adapters.model_with_adapter(config, spec)
+            result["adapter_label"] = label
+        else:
+            model, tokenizer = from_config.model_from_config(config.model, seed=config.seed)
+        if tokenizer is None:
+            raise ValueError("Scoring needs a tokenizer: set config.model.source to a checkpoint.")
+        picks = record_picks(model, tokenizer, records)
+        result[name] = summarize(records, picks) | {"picks": picks}
+        result[name]["seconds"] = round(time.perf_counter() - start, 1)
+    return result
