@@ -75,6 +75,9 @@ def test_an_adapter_is_scored_with_its_weights_and_the_base_beside(config, tmp_p
     result = picks.score_split(config, str(tmp_path / "adapter"), "test_domains")
     assert result["adapter"]["picks"] == _picks_by_hand(model, tokenizer, _records(config))
     assert result["adapter"]["picks"] != result["base"]["picks"]
+    # B is scored on the same loaded model with the adapter's multiplier at 0: exactly B.
+    base_model, _ = from_config.model_from_config(config.model, seed=config.seed)
+    assert result["base"]["picks"] == _picks_by_hand(base_model, tokenizer, _records(config))
     assert result["base"]["n"] == result["adapter"]["n"] == len(_records(config))
 
 

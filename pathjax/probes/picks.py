@@ -16,7 +16,7 @@ import numpy as np
 from etils import epath
 from flax import nnx
 
-from pathjax import adapters
+from pathjax import adapters, lora, provenance
 from pathjax.data import builder, pipeline, schema, subsets
 from pathjax.models import from_config
 from pathjax.train import choice_eval
@@ -59,7 +59,7 @@ def check_condition(config, adapter: str) -> None:
     PEFT folder) had another condition than `config`: the target class would be wrong."""
     path, _ = adapters.split_step(adapter)
     for folder in (epath.Path(path), epath.Path(path).parent):
-        run_config = folder / "config.json"
+        run_config = folder / provenance.CONFIG_FILE  # What training writes beside its run.
         if run_config.is_file():
             trained = json.loads(run_config.read_text()).get("data", {}).get("condition")
             wanted = config.data.condition
@@ -93,19 +93,21 @@ def score_split(
         "templates": [r["template_id"] for r in records],
         "formats": [r["format"] for r in records],
     }
-    models: list[tuple[str, str | None]] = [("adapter", adapter)] if adapter else []
-    if with_base or not adapter:
-        models.append(("base", None))
-    for name, spec in models:
-        start = time.perf_counter()
-        if spec:
-            model, tokenizer, label = adapters.model_with_adapter(config, spec)
-            result["adapter_label"] = label
-        else:
-            model, tokenizer = from_config.model_from_config(config.model, seed=config.seed)
-        if tokenizer is None:
-            raise ValueError("Scoring needs a tokenizer: set config.model.source to a checkpoint.")
+    start = time.perf_counter()
+    if adapter:
+        model, tokenizer, result["adapter_label"] = adapters.model_with_adapter(config, adapter)
+    else:
+        model, tokenizer = from_config.model_from_config(config.model, seed=config.seed)
+    if tokenizer is None:
+        raise ValueError("Scoring needs a tokenizer: set config.model.source to a checkpoint.")
+    scored = (["adapter"] if adapter else []) + (["base"] if with_base or not adapter else [])
+    for name in scored:
+        if adapter:
+            # The base is the same loaded model with its adapter's delta scaled to 0 (the
+            # evaluator's multiplier), not a second load of the checkpoint.
+            lora.set_controls(model, multiplier=1.0 if name == "adapter" else 0.0)
         picks = record_picks(model, tokenizer, records)
         result[name] = summarize(records, picks) | {"picks": picks}
         result[name]["seconds"] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
     return result
