@@ -24,9 +24,9 @@ def config(tmp_path_factory):
     return config  # Not built yet: the tool builds a missing dataset, as training does.
 
 
-def _picks_by_hand(model, tokenizer, records):
-    """Per record, the class of the option with the highest mean log-probability per
-    character, from full forward passes over prompt + option (no shared code with the tool)."""
+def _per_char_by_hand(model, tokenizer, records):
+    """Per record and option, the mean log-probability per character, from full forward
+    passes over prompt + option (no shared code with the tool)."""
     width = 192  # Right-padded to one shape (one compilation); causal: padding is never seen.
 
     @nnx.jit
@@ -44,8 +44,19 @@ def _picks_by_hand(model, tokenizer, records):
             positions = np.arange(len(prompt) - 1, len(ids) - 1)
             total = float(jnp.sum(logp[positions, np.asarray(ids[len(prompt) :])]))
             per_char.append(total / len(option.lstrip(" ")))
-        out.append(r["option_classes"][int(np.argmax(per_char))])
-    return out
+        out.append(per_char)
+    return np.asarray(out)
+
+
+def _classes(records, per_char_no):
+    return [
+        r["option_classes"][k] for r, k in zip(records, np.argmax(per_char_no, axis=1), strict=True)
+    ]
+
+
+def _picks_by_hand(model, tokenizer, records):
+    """Per record, the class of the option with the highest log-probability per character."""
+    return _classes(records, _per_char_by_hand(model, tokenizer, records))
 
 
 def _records(config):
@@ -73,12 +84,32 @@ def test_an_adapter_is_scored_with_its_weights_and_the_base_beside(config, tmp_p
         module.lora_b.value = jax.random.normal(jax.random.key(2), module.lora_b.value.shape) * 0.5
     peft_format.export_peft(model, lora_config, str(tmp_path / "adapter"))
     result = picks.score_split(config, str(tmp_path / "adapter"), "test_domains")
-    assert result["adapter"]["picks"] == _picks_by_hand(model, tokenizer, _records(config))
+    records = _records(config)
+    adapter_no = _per_char_by_hand(model, tokenizer, records)
+    assert result["adapter"]["picks"] == _classes(records, adapter_no)
     assert result["adapter"]["picks"] != result["base"]["picks"]
     # B is scored on the same loaded model with the adapter's multiplier at 0: exactly B.
     base_model, _ = from_config.model_from_config(config.model, seed=config.seed)
-    assert result["base"]["picks"] == _picks_by_hand(base_model, tokenizer, _records(config))
-    assert result["base"]["n"] == result["adapter"]["n"] == len(_records(config))
+    base_no = _per_char_by_hand(base_model, tokenizer, records)
+    assert result["base"]["picks"] == _classes(records, base_no)
+    assert result["base"]["n"] == result["adapter"]["n"] == len(records)
+    np.testing.assert_allclose(result["adapter"]["per_char_logprob"], adapter_no, atol=2e-3)
+    # The shift pick: the option that rose most over the base model, per character.
+    assert result["shift"]["picks"] == _classes(records, adapter_no - base_no)
+    assert result["shift"]["picks"] != result["adapter"]["picks"]
+
+
+def test_the_multiplier_scales_the_adapter(config, tmp_path):
+    model, _ = from_config.model_from_config(config.model, seed=config.seed)
+    lora_config = lora.LoraConfig(rank=4, alpha=8.0, targets="all-linear")
+    lora.add_lora(model, lora_config, rngs=nnx.Rngs(1))
+    for _, module in lora.adapters(model):
+        module.lora_b.value = jax.random.normal(jax.random.key(2), module.lora_b.value.shape) * 0.5
+    peft_format.export_peft(model, lora_config, str(tmp_path / "adapter"))
+    off = picks.score_split(config, str(tmp_path / "adapter"), "test_domains", multiplier=0.0)
+    assert off["adapter"]["picks"] == off["base"]["picks"] and off["multiplier"] == 0.0
+    on = picks.score_split(config, str(tmp_path / "adapter"), "test_domains", multiplier=1.0)
+    assert on["adapter"]["picks"] != off["adapter"]["picks"]
 
 
 def test_summary_counts_formats_templates_and_what_was_picked_instead():

@@ -10,6 +10,9 @@ at 48 items); this scores every item of a split (500 by default), or a position-
 option with the highest mean log-probability per character (docs/TRAINING.md). It prints the
 rate per format, the templates from worst to best and what the adapter picked instead, for the
 adapter and the base model; `--out` writes them with every record's pick and the provenance.
+With both scored it adds the shift pick: the option whose log-probability per character rose
+most over the base model's, i.e. what training moved, apart from the base's preference.
+`--multiplier` scales the adapter's delta (1: as trained).
 
 `--adapter` is a PEFT folder, a training workdir or WORKDIR@STEP; the condition (the config's
 variant) says which class is the target.
@@ -42,6 +45,7 @@ _ADAPTER = flags.DEFINE_string(
 _SPLIT = flags.DEFINE_string("split", "test_domains", "The split to score.")
 _ITEMS = flags.DEFINE_integer("items", 0, "Items to score (0: all; else a balanced subset).")
 _BASE = flags.DEFINE_bool("base", True, "Also score the base model (its rate beside).")
+_MULTIPLIER = flags.DEFINE_float("multiplier", 1.0, "Scale of the adapter's delta (1: as trained).")
 _OUT = flags.DEFINE_string("out", None, "JSON file for the results and every record's pick.")
 
 
@@ -59,12 +63,19 @@ def _print_summary(name: str, summary: Mapping[str, Any], base: Mapping[str, Any
 def main(argv):
     del argv
     config = _CONFIG.value
-    result = picks.score_split(config, _ADAPTER.value, _SPLIT.value, _ITEMS.value, _BASE.value)
+    result = picks.score_split(
+        config, _ADAPTER.value, _SPLIT.value, _ITEMS.value, _BASE.value, _MULTIPLIER.value
+    )
     base = result.get("base")
     if "adapter" in result:
-        _print_summary(f"adapter {result['adapter_label']}", result["adapter"], base)
+        label = f"adapter {result['adapter_label']} x {_MULTIPLIER.value:g}"
+        _print_summary(label, result["adapter"], base)
     if base:
         _print_summary("base model", base, None)
+    if "shift" in result:
+        _print_summary(
+            "shift pick (largest rise over the base, per character)", result["shift"], None
+        )
     if _OUT.value:
         result["provenance"] = provenance.collect()
         result["config"] = config.to_dict()

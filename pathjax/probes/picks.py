@@ -4,6 +4,12 @@ The pick is P1's primary one, the option with the highest mean log-probability p
 (`train/choice_eval.per_char_picks`). Training scores a few dozen items per checkpoint (a
 learning curve); this scores a whole split, so that two recipes can be told apart
 (`pathjax-picks`, docs/TRAINING.md).
+
+With the base model scored too, a second pick asks what training changed rather than what the
+adapter prefers: the option whose log-probability per character rose most over the base
+model's (the base's own preference subtracted). Where this "shift" pick finds the target and
+the primary pick does not, the adapter moved the target class up but the base model's
+preference for another wording (its fluency) outweighed the move.
 """
 
 import collections
@@ -22,16 +28,24 @@ from pathjax.models import from_config
 from pathjax.train import choice_eval
 
 
-def record_picks(
+def record_scores(
     model: nnx.Module, tokenizer: Any, records: Sequence[Mapping[str, Any]]
-) -> list[str]:
-    """The class each record's option pick belongs to (highest log-probability per character)."""
+) -> choice_eval.OptionScores:
+    """Every record's options scored after its prompt (summed log-probability, characters)."""
     graphdef, state = nnx.split(model)
-    scores = choice_eval.option_scores(
+    return choice_eval.option_scores(
         graphdef, (state,), records, tokenizer, prefix=pipeline.bos_prefix(tokenizer)
     )
-    picked = choice_eval.per_char_picks(scores)
+
+
+def classes_of(records: Sequence[Mapping[str, Any]], picked: np.ndarray) -> list[str]:
+    """The class of each record's picked option index."""
     return [r["option_classes"][k] for r, k in zip(records, picked, strict=True)]
+
+
+def shift_picks(adapter: choice_eval.OptionScores, base: choice_eval.OptionScores) -> np.ndarray:
+    """Each record's option whose log-probability per character rose most over the base's."""
+    return np.argmax((adapter.summed_no - base.summed_no) / adapter.chars_no, axis=1)
 
 
 def summarize(records: Sequence[Mapping[str, Any]], picks: Sequence[str]) -> dict[str, Any]:
@@ -72,9 +86,15 @@ def check_condition(config, adapter: str) -> None:
 
 
 def score_split(
-    config, adapter: str | None, split: str, items: int = 0, with_base: bool = True
+    config,
+    adapter: str | None,
+    split: str,
+    items: int = 0,
+    with_base: bool = True,
+    multiplier: float = 1.0,
 ) -> dict[str, Any]:
-    """Scores `split` of the config's condition with the adapter and (or only) the base model."""
+    """Scores `split` of the config's condition with the adapter (its delta scaled by
+    `multiplier`) and (or only) the base model; with both, the shift pick too."""
     d = config.data
     sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
     schema.check_split(split)
@@ -88,6 +108,7 @@ def score_split(
         "condition": d.condition,
         "split": split,
         "adapter_spec": adapter,
+        "multiplier": multiplier,
         "pick": "highest mean log-probability per character",
         "targets": [r["target_class"] for r in records],
         "templates": [r["template_id"] for r in records],
@@ -101,13 +122,25 @@ def score_split(
     if tokenizer is None:
         raise ValueError("Scoring needs a tokenizer: set config.model.source to a checkpoint.")
     scored = (["adapter"] if adapter else []) + (["base"] if with_base or not adapter else [])
+    scores = {}
     for name in scored:
         if adapter:
             # The base is the same loaded model with its adapter's delta scaled to 0 (the
             # evaluator's multiplier), not a second load of the checkpoint.
-            lora.set_controls(model, multiplier=1.0 if name == "adapter" else 0.0)
-        picks = record_picks(model, tokenizer, records)
-        result[name] = summarize(records, picks) | {"picks": picks}
-        result[name]["seconds"] = round(time.perf_counter() - start, 1)
+            lora.set_controls(model, multiplier=multiplier if name == "adapter" else 0.0)
+        scores[name] = record_scores(model, tokenizer, records)
+        picks = classes_of(records, choice_eval.per_char_picks(scores[name]))
+        per_char = scores[name].summed_no / scores[name].chars_no
+        result[name] = summarize(records, picks) | {
+            "picks": picks,
+            "per_char_logprob": np.round(per_char, 5).tolist(),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
         start = time.perf_counter()
+    if len(scores) == 2:
+        picks = classes_of(records, shift_picks(scores["adapter"], scores["base"]))
+        result["shift"] = summarize(records, picks) | {
+            "picks": picks,
+            "pick": "highest rise in log-probability per character over the base model",
+        }
     return result
