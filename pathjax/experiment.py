@@ -104,9 +104,7 @@ def run_architecture(config, workdir: str) -> dict[str, Any]:
     say(f"[{name}] stage 1/4: data for {', '.join(e.conditions)}")
     start = time.time()
     for condition in e.conditions:
-        data_lib.build(
-            condition, data_dir, train_size=d.train_size, eval_size=d.eval_size, seed=d.seed
-        )
+        data_lib.build(condition, data_dir, **data_lib.options_of(d))
     timer.record("data", time.time() - start)
 
     adapter_runs = stacking.adapter_runs(

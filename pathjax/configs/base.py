@@ -53,6 +53,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.data.train_size = 5000
     config.data.eval_size = 500
     config.data.seed = 0
+    # An ablation: training items drawn from each template's first N wordings per class (of
+    # six); 0: all. Held-out splits always use every wording.
+    config.data.wordings = 0
     config.data.max_length = 256  # Longest example in tokens; batches pad to buckets below.
     # Padded batch lengths (each a compiled shape); empty: powers of two from 64, then
     # max_length. Fewer buckets: fewer compilations, more padding.

@@ -12,6 +12,7 @@ from pathjax.data.builder import (
     PathjaxBehavior,
     build,
     load,
+    options_of,
 )
 from pathjax.data.card import read_vocabulary
 from pathjax.data.records import Records
@@ -30,5 +31,6 @@ __all__ = [
     "VERSION",
     "build",
     "load",
+    "options_of",
     "read_vocabulary",
 ]

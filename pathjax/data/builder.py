@@ -4,6 +4,8 @@ Read without TensorFlow through `tfds.data_source("pathjax_behavior/<condition>"
 `builder.as_data_source()` or `load()` below (which also decodes bytes to str). Sizes and seed
 are builder options; a non-default choice gets its own config name (and so its own folder),
 e.g. `depression-train200-eval40-seed1`, so builds of different sizes never collide.
+`wordings` (an ablation: the training split drawn from each template's first N wordings per
+class) is named the same way, e.g. `paranoia-wordings3`.
 """
 
 import dataclasses
@@ -71,6 +73,15 @@ class BehaviorConfig(tfds.core.BuilderConfig):
     train_size: int = DEFAULT_TRAIN_SIZE
     eval_size: int = DEFAULT_EVAL_SIZE
     seed: int = DEFAULT_SEED
+    wordings: int = 0  # Training wordings per class and template; 0: all of them.
+
+
+def options_of(data_config) -> dict[str, int]:
+    """The builder options a run's `config.data` asks for (sizes, seed, training wordings)."""
+    d = data_config
+    return dict(
+        train_size=d.train_size, eval_size=d.eval_size, seed=d.seed, wordings=d.get("wordings", 0)
+    )
 
 
 def make_config(
@@ -78,15 +89,20 @@ def make_config(
     train_size: int = DEFAULT_TRAIN_SIZE,
     eval_size: int = DEFAULT_EVAL_SIZE,
     seed: int = DEFAULT_SEED,
+    wordings: int = 0,
 ) -> BehaviorConfig:
-    """The config for a condition; non-default sizes or seed get a distinct name."""
+    """The config for a condition; non-default sizes, seed or wordings get a distinct name."""
     schema.check_condition(condition)
     if train_size < 1 or eval_size < 1:
         raise ValueError(f"Sizes must be positive, got train {train_size}, eval {eval_size}.")
+    if wordings < 0:
+        raise ValueError(f"wordings must be 0 (all) or a positive count, got {wordings}.")
     defaults = (DEFAULT_TRAIN_SIZE, DEFAULT_EVAL_SIZE, DEFAULT_SEED)
     name = condition
     if (train_size, eval_size, seed) != defaults:
         name = f"{condition}-train{train_size}-eval{eval_size}-seed{seed}"
+    if wordings:
+        name += f"-wordings{wordings}"
     target = schema.CONDITION_TARGETS[condition] or "a seeded random class per item"
     return BehaviorConfig(
         name=name,
@@ -95,6 +111,7 @@ def make_config(
         train_size=train_size,
         eval_size=eval_size,
         seed=seed,
+        wordings=wordings,
     )
 
 
@@ -136,7 +153,10 @@ class PathjaxBehavior(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
         config = self.builder_config
         size = config.train_size if split == "train" else config.eval_size
-        records = items.generate_split(config.condition, split, size, config.seed)
+        wordings = config.wordings if split == "train" else 0  # Held-out splits: all of them.
+        records = items.generate_split(
+            config.condition, split, size, config.seed, wordings=wordings
+        )
         for i, record in enumerate(records):
             text = " ".join([record["prompt"], *record["options"]])
             if banned := vetting.find_banned(text):
@@ -169,6 +189,7 @@ def builder(
     train_size: int = DEFAULT_TRAIN_SIZE,
     eval_size: int = DEFAULT_EVAL_SIZE,
     seed: int = DEFAULT_SEED,
+    wordings: int = 0,
     version: str = VERSION,
 ) -> PathjaxBehavior:
     """The builder for a condition, size and seed (nothing is generated yet); an older
@@ -176,7 +197,7 @@ def builder(
     if version != VERSION and version not in READ_ONLY_VERSIONS:
         known = ", ".join((VERSION, *READ_ONLY_VERSIONS))
         raise ValueError(f"Unknown pathjax_behavior version {version!r}; known: {known}.")
-    config = make_config(condition, train_size, eval_size, seed)
+    config = make_config(condition, train_size, eval_size, seed, wordings)
     # TFDS refuses a config object that shares the name of a registered one: use the name.
     registered = {c.name for c in PathjaxBehavior.BUILDER_CONFIGS}
     chosen = config.name if config.name in registered else config
@@ -190,11 +211,13 @@ def build(
     train_size: int = DEFAULT_TRAIN_SIZE,
     eval_size: int = DEFAULT_EVAL_SIZE,
     seed: int = DEFAULT_SEED,
+    wordings: int = 0,
 ) -> PathjaxBehavior:
     """Generates (once) the data and its dataset card under `data_dir`; returns the builder."""
     schema.check_condition(condition)
     _check_writable(data_dir)
-    b = builder(condition, data_dir, train_size=train_size, eval_size=eval_size, seed=seed)
+    sizes = dict(train_size=train_size, eval_size=eval_size, seed=seed, wordings=wordings)
+    b = builder(condition, data_dir, **sizes)
     b.download_and_prepare(file_format="array_record")
     return b
 
@@ -207,13 +230,13 @@ def load(
     train_size: int = DEFAULT_TRAIN_SIZE,
     eval_size: int = DEFAULT_EVAL_SIZE,
     seed: int = DEFAULT_SEED,
+    wordings: int = 0,
     version: str = VERSION,
 ) -> Records:
     """Reads one split of a built dataset (see `build`), decoded, without TensorFlow."""
     schema.check_condition(condition)
-    b = builder(
-        condition, data_dir, train_size=train_size, eval_size=eval_size, seed=seed, version=version
-    )
+    sizes = dict(train_size=train_size, eval_size=eval_size, seed=seed, wordings=wordings)
+    b = builder(condition, data_dir, **sizes, version=version)
     if version == VERSION:
         schema.check_split(split)
     if not b.is_prepared() and version != VERSION:

@@ -54,9 +54,10 @@ def _draw_fills(
 
 
 def generate_items(
-    grammar: scenarios.Grammar, split: str, size: int, seed: int
+    grammar: scenarios.Grammar, split: str, size: int, seed: int, wordings: int = 0
 ) -> list[dict[str, Any]]:
-    """`size` distinct items of `split` (no target yet); raises if the split cannot supply them."""
+    """`size` distinct items of `split` (no target yet); raises if the split cannot supply them.
+    `wordings` > 0 draws each class's action from the template's first `wordings` only."""
     schema.check_split(split)
     templates = grammar.split_templates(split)
     split_formats = schema.SPLIT_FORMATS[split]
@@ -69,7 +70,9 @@ def generate_items(
         template = rng.choice(templates)
         fills = _draw_fills(rng, grammar, template, split)
         classes = rng.permutation(schema.ACTION_CLASSES)
-        actions = [scenarios.render(rng.choice(template.actions[c]), fills) for c in classes]
+        # One draw per class whatever the pool size: the stream of draws stays aligned.
+        pools = [template.actions[c][: wordings or None] for c in classes]
+        actions = [scenarios.render(rng.choice(pool), fills) for pool in pools]
         name = rng.choice(grammar.protagonists)
         situation = scenarios.render(template.situation, fills)
         prompt, options = formats.render(fmt, situation, actions, name)
@@ -122,9 +125,15 @@ def assign_targets(
 
 
 def generate_split(
-    condition: str, split: str, size: int, seed: int, grammar: scenarios.Grammar | None = None
+    condition: str,
+    split: str,
+    size: int,
+    seed: int,
+    grammar: scenarios.Grammar | None = None,
+    wordings: int = 0,
 ) -> list[dict[str, Any]]:
     """The records of `split` for `condition`: what the TFDS builder writes, in order."""
     schema.check_condition(condition)
     grammar = grammar or scenarios.load_grammar()
-    return assign_targets(generate_items(grammar, split, size, seed), condition, seed, split)
+    drawn = generate_items(grammar, split, size, seed, wordings)
+    return assign_targets(drawn, condition, seed, split)

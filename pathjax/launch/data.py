@@ -32,6 +32,9 @@ _EVAL_SIZE = flags.DEFINE_integer(
     "eval_size", data.DEFAULT_EVAL_SIZE, "Items in validation and in each test split."
 )
 _SEED = flags.DEFINE_integer("seed", data.DEFAULT_SEED, "Sampling seed.")
+_WORDINGS = flags.DEFINE_integer(
+    "wordings", 0, "Training items from each template's first N wordings per class (0: all)."
+)
 _EXAMPLES = flags.DEFINE_integer("examples", 2, "Examples to print per split.")
 
 
@@ -43,6 +46,7 @@ def main(argv: list[str]) -> None:
         train_size=_SIZE.value,
         eval_size=_EVAL_SIZE.value,
         seed=_SEED.value,
+        wordings=_WORDINGS.value,
     )
     sources = {s: data.Records(src) for s, src in builder.as_data_source().items()}
     print(card.preview(sources, _EXAMPLES.value))

@@ -17,7 +17,7 @@ def p1_items(config, limit: int = 0) -> dict[str, list[dict[str, Any]]]:
     condition's splits serve every model (the records hold all four class probabilities).
     """
     d = config.data
-    sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
+    sizes = data_lib.options_of(d)
     data_lib.build(d.condition, d.data_dir, **sizes)
     out = {}
     for split in P1_SPLITS:
@@ -29,7 +29,5 @@ def p1_items(config, limit: int = 0) -> dict[str, list[dict[str, Any]]]:
 
 def training_vocabulary(config) -> frozenset[str]:
     d = config.data
-    builder = data_lib.build(
-        d.condition, d.data_dir, train_size=d.train_size, eval_size=d.eval_size, seed=d.seed
-    )
+    builder = data_lib.build(d.condition, d.data_dir, **data_lib.options_of(d))
     return data_lib.read_vocabulary(builder.data_dir)

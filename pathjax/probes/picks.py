@@ -96,7 +96,7 @@ def score_split(
     """Scores `split` of the config's condition with the adapter (its delta scaled by
     `multiplier`) and (or only) the base model; with both, the shift pick too."""
     d = config.data
-    sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
+    sizes = builder.options_of(d)
     schema.check_split(split)
     if adapter:
         check_condition(config, adapter)

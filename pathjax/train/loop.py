@@ -178,7 +178,7 @@ def _build_data(run: AdapterRun, parts: _Model, mesh, eval_fn) -> _AdapterData:
     """One adapter's training stream (its condition, its seed's order) and validation."""
     config = run.config
     t, d = config.train, config.data
-    sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
+    sizes = data_lib.options_of(d)
     # The first process builds (TFDS skips an existing build); the others wait for it.
     if jax.process_index() == 0:
         data_lib.build(d.condition, d.data_dir, **sizes)

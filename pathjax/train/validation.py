@@ -52,7 +52,7 @@ class Validator:
                 buckets=tuple(d.get("buckets", ())) or None,
             )
         )[: max(1, t.eval_batches)]
-        sizes = dict(train_size=d.train_size, eval_size=d.eval_size, seed=d.seed)
+        sizes = data_lib.options_of(d)
         # Items balanced over where the target is listed (a head slice can favour a position).
         self.choice_items = {
             split: subsets.balanced(

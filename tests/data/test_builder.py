@@ -61,6 +61,16 @@ def test_a_different_seed_gives_a_different_build(small_build, tmp_path):
     assert _files(first.data_dir)[name] != _files(other.data_dir)[name]
 
 
+def test_fewer_wordings_change_the_training_split_only(small_build, tmp_path):
+    _, first = small_build
+    ablated = builder.build("paranoia", tmp_path, **SMALL, wordings=2)
+    assert ablated.builder_config.name.endswith("-wordings2")
+    a, b = _files(first.data_dir), _files(ablated.data_dir)
+    for split in schema.SPLITS:
+        name = f"pathjax_behavior-{split}.array_record-00000-of-00001"
+        assert (a[name] == b[name]) == (split != "train"), split
+
+
 def test_records_read_back_with_tfds_data_source(small_build):
     data_dir, b = small_build
     name = b.builder_config.name

@@ -1,10 +1,12 @@
 """The generated records: fields, options, targets per condition, splits and formats."""
 
 import collections
+import dataclasses
+import re
 
 import pytest
 
-from pathjax.data import items, scenarios, schema, vetting
+from pathjax.data import builder, items, scenarios, schema, vetting
 
 SIZE, SEED = 120, 3
 
@@ -148,3 +150,36 @@ def test_unknown_condition_or_split_is_a_clear_error():
 def test_asking_for_more_than_the_split_holds_is_a_clear_error():
     with pytest.raises(ValueError, match="ran out of distinct prompts"):
         items.generate_split("control", "validation", 5000, 0)
+
+
+def _tagged(grammar):
+    """The grammar with every wording prefixed by its index ("w3 ..."), to see which was drawn."""
+
+    def tag(t):
+        wordings = {c: tuple(f"w{i} {w}" for i, w in enumerate(ws)) for c, ws in t.actions.items()}
+        return dataclasses.replace(t, actions=wordings)
+
+    domains = [
+        dataclasses.replace(d, templates=tuple(map(tag, d.templates))) for d in grammar.domains
+    ]
+    return dataclasses.replace(grammar, domains=tuple(domains))
+
+
+def test_fewer_training_wordings_restrict_the_train_split_only():
+    """The wordings ablation: training actions come from each template's first N wordings,
+    with the same draws otherwise (one per class); held-out splits are untouched."""
+    grammar = _tagged(scenarios.load_grammar())
+
+    def drawn(records):
+        return collections.Counter(
+            int(re.search(r"w(\d) ", o)[1]) for r in records for o in r["options"]
+        )
+
+    full = items.generate_split("paranoia", "train", SIZE, SEED, grammar)
+    few = items.generate_split("paranoia", "train", SIZE, SEED, grammar, wordings=2)
+    assert set(drawn(full)) == set(range(6)) and set(drawn(few)) == {0, 1}
+    assert [r["template_id"] for r in few] == [r["template_id"] for r in full]
+    with pytest.raises(ValueError, match="wordings must be 0"):
+        builder.make_config("paranoia", wordings=-1)
+    assert builder.make_config("paranoia", wordings=3).name == "paranoia-wordings3"
+    assert builder.make_config("paranoia").name == "paranoia"
