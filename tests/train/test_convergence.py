@@ -49,16 +49,19 @@ def test_tiny_model_learns_to_choose_its_target_class(tmp_path):
     assert out.returncode == 0, out.stderr[-4000:]
     validations = _validations(workdir)
     first, last = validations[0], validations[-1]
-    # At least 30 of the 40 validation items (summed), 29 per token and 30 per character, a
-    # margin of two items or more below what was measured on data 2.2.0 (34, 31 and 32 at step
-    # 300; chance is 10). Each data version spreads the same 2,400 examples over more training
-    # templates (2.0.0: 72 templates, 38/39/39; 2.1.0: 104, 32/34/33; 2.2.0: 136), so the
-    # stand-in sees each less often.
-    assert last["step"] == 300 and last["choice_accuracy"] >= 0.75 - 1e-6, validations
-    assert last["choice_accuracy_per_token"] >= 0.725 - 1e-6, validations
-    assert last["target_probability"] >= 0.75, validations
+    # At least 24 of the 40 validation items (summed), 25 per token and 23 per character, two
+    # items below what was measured on data 2.3.0 (26, 27 and 25 at step 300; chance is 10).
+    # Each data version made the stand-in's 2,400 examples rarer per action: more training
+    # templates (2.0.0: 72, 38/39/39 items; 2.1.0: 104, 32/34/33; 2.2.0: 136, 34/31/32), then
+    # twelve wordings per class instead of six (2.3.0), so a validation item's actions were
+    # seen in training half as often and the two-layer stand-in recalls fewer of them (its
+    # choice format 32 of 40, narrative 20 of 40). The real model gained on held-out domains
+    # from the same change (docs/TRAINING.md).
+    assert last["step"] == 300 and last["choice_accuracy"] >= 0.60 - 1e-6, validations
+    assert last["choice_accuracy_per_token"] >= 0.625 - 1e-6, validations
+    assert last["target_probability"] >= 0.60, validations
     # Still learning between the first evaluation (step 100) and the last.
     assert last["target_probability"] > first["target_probability"], validations
     assert {"choice_accuracy_choice", "choice_accuracy_narrative"} <= set(last)
-    assert last["choice_accuracy_per_char"] >= 0.75 - 1e-6, validations
+    assert last["choice_accuracy_per_char"] >= 0.575 - 1e-6, validations
     assert os.path.isfile(os.path.join(workdir, "adapter", "adapter_model.safetensors"))
