@@ -7,7 +7,7 @@
     python -m pathjax.launch.generate --config=smollm2_135m
 
 The default is sized so that the whole study finishes within half an hour on a 2-core CPU
-(measured from a fresh clone: 14 min 50 s on data 2.2.0, install included):
+(measured from a fresh clone: 15 min 31 s on data 2.3.0, install included):
 short training and a subset of every probe family. Variant `full` is the study as designed
 (one epoch over 5,000 items per condition, the whole probe suite): an accelerator's job.
 
