@@ -75,14 +75,20 @@ def test_base_picks_match_a_forward_pass_by_hand(config):
     assert "adapter" not in result
 
 
-def test_an_adapter_is_scored_with_its_weights_and_the_base_beside(config, tmp_path):
+def _export_random_adapter(config, folder):
+    """The config's model with a random LoRA adapter exported to `folder`; returns the model."""
     model, tokenizer = from_config.model_from_config(config.model, seed=config.seed)
     lora_config = lora.LoraConfig(rank=4, alpha=8.0, targets="all-linear")
     lora.add_lora(model, lora_config, rngs=nnx.Rngs(1))
     for _, module in lora.adapters(model):
         # Large random B: the adapter must change what the model prefers.
         module.lora_b.value = jax.random.normal(jax.random.key(2), module.lora_b.value.shape) * 0.5
-    peft_format.export_peft(model, lora_config, str(tmp_path / "adapter"))
+    peft_format.export_peft(model, lora_config, folder)
+    return model, tokenizer
+
+
+def test_an_adapter_is_scored_with_its_weights_and_the_base_beside(config, tmp_path):
+    model, tokenizer = _export_random_adapter(config, str(tmp_path / "adapter"))
     result = picks.score_split(config, str(tmp_path / "adapter"), "test_domains")
     records = _records(config)
     adapter_no = _per_char_by_hand(model, tokenizer, records)
@@ -100,12 +106,7 @@ def test_an_adapter_is_scored_with_its_weights_and_the_base_beside(config, tmp_p
 
 
 def test_the_multiplier_scales_the_adapter(config, tmp_path):
-    model, _ = from_config.model_from_config(config.model, seed=config.seed)
-    lora_config = lora.LoraConfig(rank=4, alpha=8.0, targets="all-linear")
-    lora.add_lora(model, lora_config, rngs=nnx.Rngs(1))
-    for _, module in lora.adapters(model):
-        module.lora_b.value = jax.random.normal(jax.random.key(2), module.lora_b.value.shape) * 0.5
-    peft_format.export_peft(model, lora_config, str(tmp_path / "adapter"))
+    _export_random_adapter(config, str(tmp_path / "adapter"))
     off = picks.score_split(config, str(tmp_path / "adapter"), "test_domains", multiplier=0.0)
     assert off["adapter"]["picks"] == off["base"]["picks"] and off["multiplier"] == 0.0
     on = picks.score_split(config, str(tmp_path / "adapter"), "test_domains", multiplier=1.0)
