@@ -76,7 +76,7 @@ def test_base_picks_match_a_forward_pass_by_hand(config):
 
 
 def _export_random_adapter(config, folder):
-    """The config's model with a random LoRA adapter exported to `folder`; returns the model."""
+    """The config's model with a random LoRA adapter exported to `folder`: (model, tokenizer)."""
     model, tokenizer = from_config.model_from_config(config.model, seed=config.seed)
     lora_config = lora.LoraConfig(rank=4, alpha=8.0, targets="all-linear")
     lora.add_lora(model, lora_config, rngs=nnx.Rngs(1))
