@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 
 from pathjax.data import subsets
-from pathjax.probes import items as items_lib
-from pathjax.probes import scoring
+from pathjax.probes import item_types, scoring
 from pathjax.probes.evaluator import Evaluator, ScoredModel
 from pathjax.probes.records import Record
 
@@ -46,7 +45,7 @@ class Limits:
 class SuiteInputs:
     """Everything a family may draw its items from."""
 
-    suite: items_lib.ProbeSuite
+    suite: item_types.ProbeSuite
     # P1's held-out decisions per split: dataset records (prompt, options, option_classes).
     p1_splits: Mapping[str, Sequence[Mapping[str, Any]]] = dataclasses.field(default_factory=dict)
     # Words of the training data: P4 reports the lexicon mass of the unseen words apart.

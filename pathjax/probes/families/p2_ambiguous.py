@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pathjax.probes import items as items_lib
+from pathjax.probes import item_types
 from pathjax.probes.families.base import FamilyOutput, Limits, Scorer, SuiteInputs, take
 from pathjax.train import options as options_lib
 
@@ -18,11 +18,11 @@ ID = "P2"
 METRICS: tuple[str, ...] = ("logodds_negative", "logodds_negative_per_char", "jsd_bits")
 
 
-def select(inputs: SuiteInputs, limits: Limits) -> Sequence[items_lib.AmbiguousItem]:
+def select(inputs: SuiteInputs, limits: Limits) -> Sequence[item_types.AmbiguousItem]:
     return take(inputs.suite.ambiguous, limits.p2)
 
 
-def score(scorer: Scorer, items: Sequence[items_lib.AmbiguousItem]) -> FamilyOutput:
+def score(scorer: Scorer, items: Sequence[item_types.AmbiguousItem]) -> FamilyOutput:
     out = FamilyOutput()
     if not items:
         return out

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pathjax.probes import items as items_lib
-from pathjax.probes import scoring
+from pathjax.probes import item_types, scoring
 from pathjax.probes.families.base import FamilyOutput, Limits, Scorer, SuiteInputs, take
 
 ID = "P3"
 METRICS: tuple[str, ...] = ("logodds_negative",)
 
 
-def select(inputs: SuiteInputs, limits: Limits) -> Sequence[items_lib.MinimalPair]:
+def select(inputs: SuiteInputs, limits: Limits) -> Sequence[item_types.MinimalPair]:
     return take(inputs.suite.minimal_pairs, limits.p3)
 
 
-def score(scorer: Scorer, items: Sequence[items_lib.MinimalPair]) -> FamilyOutput:
+def score(scorer: Scorer, items: Sequence[item_types.MinimalPair]) -> FamilyOutput:
     out = FamilyOutput()
     if not items:
         return out

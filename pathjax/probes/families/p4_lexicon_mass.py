@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from pathjax.probes import items as items_lib
-from pathjax.probes import scoring
+from pathjax.probes import item_types, scoring
 from pathjax.probes.families.base import FamilyOutput, Limits, Scorer, SuiteInputs, take
 
 ID = "P4"
@@ -34,8 +33,8 @@ METRICS: tuple[str, ...] = (
 
 @dataclasses.dataclass(frozen=True)
 class Items:
-    stems: Sequence[items_lib.OpenStem]
-    lexicons: Mapping[str, items_lib.Lexicon]
+    stems: Sequence[item_types.OpenStem]
+    lexicons: Mapping[str, item_types.Lexicon]
     seen_words: frozenset[str]
 
 

@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from pathjax.probes import items as items_lib
-from pathjax.probes import scoring
+from pathjax.probes import item_types, scoring
 from pathjax.probes.families.base import FamilyOutput, Limits, Scorer, SuiteInputs, take
 
 ID = "P5"
@@ -25,15 +24,15 @@ METRICS: tuple[str, ...] = ("expected_score", *(f"expected_score_{o}" for o in O
 
 @dataclasses.dataclass(frozen=True)
 class Items:
-    likert: Sequence[items_lib.LikertItem]
-    framings: Mapping[str, items_lib.Framing]
+    likert: Sequence[item_types.LikertItem]
+    framings: Mapping[str, item_types.Framing]
 
 
 def select(inputs: SuiteInputs, limits: Limits) -> Items:
     return Items(take(inputs.suite.likert, limits.p5), inputs.suite.framings)
 
 
-def _framed(framing: items_lib.Framing, order: str) -> items_lib.Framing:
+def _framed(framing: item_types.Framing, order: str) -> item_types.Framing:
     return framing if order == "low_first" else framing.listed_high_first()
 
 

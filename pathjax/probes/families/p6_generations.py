@@ -20,8 +20,7 @@ import numpy as np
 from pathjax import generate as generate_lib
 from pathjax import lora
 from pathjax.data.words import words
-from pathjax.probes import items as items_lib
-from pathjax.probes import scoring
+from pathjax.probes import item_types, scoring
 from pathjax.probes.families.base import (
     FamilyOutput,
     Limits,
@@ -44,8 +43,8 @@ _ROWS_PER_CALL = 64  # Sampled rows per generate() call: one shape, one compilat
 
 @dataclasses.dataclass(frozen=True)
 class Items:
-    prompts: Sequence[items_lib.OpenPrompt]
-    lexicons: Mapping[str, items_lib.Lexicon]
+    prompts: Sequence[item_types.OpenPrompt]
+    lexicons: Mapping[str, item_types.Lexicon]
     samples: int
     sampling: generate_lib.SamplingConfig
     seed: int

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pathjax.probes import items as items_lib
+from pathjax.probes import item_types
 from pathjax.probes.families.base import FamilyOutput, Limits, Scorer, SuiteInputs, take
 
 ID = "P7"
 METRICS: tuple[str, ...] = ("jsd_bits", "kl_model_base")
 
 
-def select(inputs: SuiteInputs, limits: Limits) -> Sequence[items_lib.NeutralText]:
+def select(inputs: SuiteInputs, limits: Limits) -> Sequence[item_types.NeutralText]:
     return take(inputs.suite.neutral_texts, limits.p7)
 
 
-def score(scorer: Scorer, texts: Sequence[items_lib.NeutralText]) -> FamilyOutput:
+def score(scorer: Scorer, texts: Sequence[item_types.NeutralText]) -> FamilyOutput:
     out = FamilyOutput()
     if not texts:
         return out
