@@ -30,10 +30,7 @@ def get_config(arg: str | None = None):
     # 0.80, per character 0.75, 0.80, 0.825. On 2.2.0 (136 templates): 0.625, 0.75, 0.85,
     # per character 0.60, 0.675, 0.80. On 2.3.0 (twelve wordings per class, so each action is
     # seen half as often): 0.45, 0.60, 0.65, per character 0.475, 0.55, 0.625.
-    # tests/train/test_convergence.py holds it. The stand-in checks that the loop learns, not
-    # how far wordings carry, so it keeps 2.3.0's twelve wordings per class (data 2.4.0 with
-    # `wordings=12` draws 2.3.0's training items exactly) and the thresholds measured on them.
-    config.data.wordings = 12
+    # tests/train/test_convergence.py holds it.
     config.data.train_size = 2000
     config.data.eval_size = 40
     config.data.max_length = 160  # Two of the 2,000 items are 131 tokens.

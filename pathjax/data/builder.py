@@ -26,7 +26,7 @@ DEFAULT_SEED = 0
 
 # Any change to the grammar or the sampler that changes a record must bump this version (a test
 # pins a digest of the records to it).
-VERSION = "2.4.0"
+VERSION = "2.3.0"
 RELEASE_NOTES = {
     "1.0.0": "First release: 12 domains (3 held out), 120 templates (48 held out).",
     "2.0.0": (
@@ -54,16 +54,9 @@ RELEASE_NOTES = {
         "test_templates and test_domains are record for record those of 2.2.0; train and "
         "validation change. `wordings=6` draws 2.2.0's training items exactly."
     ),
-    "2.4.0": (
-        "Twenty-four wordings per class for every training template instead of twelve (6,528 "
-        "new actions, written for the project). Held-out templates and domains keep their six, "
-        "so test_templates, test_domains, test_format and test_lettered are record for record "
-        "those of 2.3.0; train and validation change. `wordings=12` draws 2.3.0's training "
-        "items exactly."
-    ),
 }
 # Versions that load from disk but are no longer generated: their grammar and formats are gone.
-READ_ONLY_VERSIONS = ("1.0.0", "2.0.0", "2.1.0", "2.2.0", "2.3.0")
+READ_ONLY_VERSIONS = ("1.0.0", "2.0.0", "2.1.0", "2.2.0")
 
 FEATURES = tfds.features.FeaturesDict(
     {
